@@ -1,0 +1,122 @@
+"""The one place that turns errors into HTTP answers: ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from service.errors import RelayError
+
+log = logging.getLogger(__name__)
+
+# Our own validators raise these codes; they pass through unchanged.
+_OWN_CODES = frozenset(
+    {
+        "invalid_snowflake",
+        "invalid_webhook_url",
+        "invalid_destination",
+        "missing_destination",
+    }
+)
+# Where pydantic's generic error types land on a field we know, say which rule it was.
+_FIELD_CODES = {
+    "workflow_id": "invalid_workflow_id",
+    "results": "invalid_results",
+    "message": "invalid_message",
+    "interaction": "invalid_interaction",
+    "destination": "invalid_destination",
+    "requester": "invalid_requester",
+    "url": "invalid_url",
+    "depth": "invalid_depth",
+}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def validation_code(error: dict[str, Any]) -> str:
+    kind = str(error.get("type", ""))
+    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+    if kind in _OWN_CODES:
+        return kind
+    if kind == "json_invalid":
+        return "malformed_json"
+    if kind == "extra_forbidden":
+        return "unknown_field"
+    if loc and loc[0] == "query":
+        return "invalid_query"
+    if not loc:
+        return "invalid_body"
+    return _FIELD_CODES.get(loc[0], "invalid_request")
+
+
+def _field(loc: Sequence[Any], kind: str) -> str:
+    if kind == "json_invalid":
+        return "body"
+    return ".".join(str(part) for part in loc if part not in ("body", "query")) or "body"
+
+
+def _validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
+    return [
+        ErrorDetail(
+            field=_field(error.get("loc", ()), str(error.get("type", ""))),
+            code=validation_code(error),
+            message=str(error.get("msg", "invalid")),
+        )
+        for error in errors
+    ]
+
+
+def _note(request: Request, code: str) -> None:
+    """Remember the code for the access log and count it."""
+    request.state.error_code = code
+    request.app.state.services.metrics.request_errors.labels(code).inc()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RelayError)
+    async def relay_error(request: Request, exc: RelayError) -> JSONResponse:
+        _note(request, exc.code)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return error_response(exc.status_code, exc.code, exc.message, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc.errors())
+        first = details[0] if details else ErrorDetail(field="body", code="invalid", message="")
+        _note(request, first.code)
+        message = (
+            "the body is not valid JSON"
+            if first.code == "malformed_json"
+            else f"{first.field}: {first.message}"
+        )
+        return error_response(422, first.code, message, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        _note(request, code)
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The exception text may hold anything; the client gets a fixed message, the log the type.
+        log.error("unhandled error", extra={"error_type": type(exc).__name__}, exc_info=exc)
+        _note(request, "internal_error")
+        return error_response(500, "internal_error", "the service failed to handle the request")

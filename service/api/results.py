@@ -1,0 +1,154 @@
+"""``/v1/results``: submit, read, list and search, attempts, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from service.api.deps import MetricsDep, NowDep, StoreDep, TenantDep
+from service.api.schemas import (
+    AttemptPublic,
+    AttemptsPublic,
+    ErrorResponse,
+    ResultCreate,
+    ResultPublic,
+    ResultsPublic,
+    Snowflake,
+    public_from_record,
+    summary_from_record,
+    utc,
+)
+from service.domain import ResultFilter, Status
+from service.errors import NotFound
+from service.intake import submit_result
+
+router = APIRouter(
+    prefix="/v1/results",
+    tags=["results"],
+    responses={401: {"model": ErrorResponse, "description": "Missing or invalid API key"}},
+)
+
+_not_found: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such result for this tenant"}
+}
+
+
+def _missing(workflow_id: str) -> NotFound:
+    return NotFound(f"no result with workflow_id {workflow_id!r}")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ResultPublic,
+    summary="Submit a finished result",
+    responses={
+        200: {"model": ResultPublic, "description": "The same body was submitted before"},
+        409: {"model": ErrorResponse, "description": "The workflow_id exists with another body"},
+        413: {"model": ErrorResponse, "description": "The body is over RELAY_MAX_BODY_BYTES"},
+        422: {"model": ErrorResponse, "description": "A field breaks a rule; `code` names it"},
+    },
+)
+async def create_result(
+    payload: ResultCreate,
+    response: Response,
+    tenant: TenantDep,
+    store: StoreDep,
+    metrics: MetricsDep,
+    now: NowDep,
+) -> ResultPublic:
+    """Commit the result durably, then answer: 202 means it is on disk and will be delivered."""
+    outcome = await submit_result(store=store, tenant=tenant, payload=payload, now=now)
+    metrics.results_accepted.labels("created" if outcome.created else "duplicate").inc()
+    if not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/results/{payload.workflow_id}"
+    return public_from_record(outcome.record)
+
+
+@router.get(
+    "",
+    response_model=ResultsPublic,
+    summary="List and search results, newest first",
+    responses={422: {"model": ErrorResponse, "description": "A query parameter is invalid"}},
+)
+async def list_results(
+    tenant: TenantDep,
+    store: StoreDep,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    url: Annotated[str | None, Query(max_length=2048)] = None,
+    requester_id: Annotated[Snowflake | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ResultsPublic:
+    filters = ResultFilter(
+        status=status_,
+        url=url,
+        requester_id=requester_id,
+        since=since.timestamp() if since else None,
+        until=until.timestamp() if until else None,
+    )
+    page = await store.list_results(tenant, filters, limit=limit, cursor=cursor)
+    return ResultsPublic(
+        items=[summary_from_record(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/{workflow_id}",
+    response_model=ResultPublic,
+    summary="Read one result: status, results, messages, retrieval info",
+    responses=_not_found,
+)
+async def get_result(workflow_id: str, tenant: TenantDep, store: StoreDep) -> ResultPublic:
+    record = await store.get_result(tenant, workflow_id)
+    if record is None:
+        raise _missing(workflow_id)
+    return public_from_record(record)
+
+
+@router.get(
+    "/{workflow_id}/attempts",
+    response_model=AttemptsPublic,
+    summary="Every delivery attempt of a result, in order",
+    responses=_not_found,
+)
+async def list_attempts(workflow_id: str, tenant: TenantDep, store: StoreDep) -> AttemptsPublic:
+    attempts = await store.list_attempts(tenant, workflow_id)
+    if attempts is None:
+        raise _missing(workflow_id)
+    return AttemptsPublic(
+        items=[
+            AttemptPublic(
+                at=utc(a.at),
+                part=a.part,
+                route=a.route,
+                outcome=a.outcome,
+                http_status=a.http_status,
+                discord_code=a.discord_code,
+                duration_ms=a.duration_ms,
+                error=a.error,
+                counted=a.counts,
+            )
+            for a in attempts
+        ]
+    )
+
+
+@router.delete(
+    "/{workflow_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a result and its history",
+    responses=_not_found,
+)
+async def delete_result(
+    workflow_id: str, tenant: TenantDep, store: StoreDep, metrics: MetricsDep
+) -> Response:
+    if not await store.delete_result(tenant, workflow_id):
+        raise _missing(workflow_id)
+    metrics.results_deleted.inc()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,270 @@
+"""Request and response bodies of the HTTP API (the ``ResultCreate`` / ``ResultPublic`` family).
+
+Validators raise ``PydanticCustomError`` with the service's own error codes, so a 422 names the
+rule that failed (see ``service.api.errors``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from service.discord.snowflake import interaction_expires_at, is_snowflake
+from service.discord.webhook_url import WebhookUrlError, parse_webhook_url
+from service.domain import DeliveredMessage, ResultRecord, Route, Status
+
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+DESTINATION_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+def _snowflake(value: str) -> str:
+    if not is_snowflake(value):
+        raise PydanticCustomError(
+            "invalid_snowflake", "must be a Discord snowflake: 17-20 digits, below 2^64"
+        )
+    return value
+
+
+def _webhook_url(value: str) -> str:
+    try:
+        parse_webhook_url(value)
+    except WebhookUrlError as exc:
+        raise PydanticCustomError("invalid_webhook_url", str(exc)) from None
+    return value
+
+
+Snowflake = Annotated[str, AfterValidator(_snowflake)]
+WebhookUrl = Annotated[str, Field(max_length=512), AfterValidator(_webhook_url)]
+WorkflowId = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN)]
+DestinationName = Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DestinationIn(_Strict):
+    webhook_url: WebhookUrl | None = Field(
+        default=None, description="A channel webhook URL copied from Discord."
+    )
+    name: DestinationName | None = Field(
+        default=None, description="A destination registered with PUT /v1/destinations/{name}."
+    )
+    thread_id: Snowflake | None = Field(default=None, description="Post into this thread.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.webhook_url is None) == (self.name is None):
+            raise PydanticCustomError(
+                "invalid_destination", "destination needs exactly one of webhook_url and name"
+            )
+        return self
+
+
+class InteractionIn(_Strict):
+    application_id: Snowflake
+    interaction_id: Snowflake
+    token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{20,1000}$")]
+
+
+class RequesterIn(_Strict):
+    user_id: Snowflake | None = None
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
+
+
+class MessageIn(_Strict):
+    """A bot-supplied message; the service splits it to fit Discord's limits."""
+
+    content: str | None = None
+    embeds: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+
+
+class ResultCreate(_Strict):
+    workflow_id: WorkflowId
+    results: dict[str, Any] = Field(description="The finished result: any JSON object.")
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    depth: Annotated[str, Field(max_length=64)] | None = None
+    message: MessageIn | None = None
+    destination: DestinationIn | None = None
+    interaction: InteractionIn | None = None
+    requester: RequesterIn | None = None
+
+    @model_validator(mode="after")
+    def _somewhere_to_go(self) -> Self:
+        if self.destination is None and self.interaction is None:
+            raise PydanticCustomError(
+                "missing_destination", "give a destination (webhook_url or name) or an interaction"
+            )
+        return self
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class DestinationPublic(BaseModel):
+    name: str | None
+    webhook_id: str
+    thread_id: str | None
+
+
+class InteractionPublic(BaseModel):
+    application_id: str
+    interaction_id: str
+    expires_at: datetime
+
+
+class RequesterPublic(BaseModel):
+    user_id: str | None
+    guild_id: str | None
+    channel_id: str | None
+
+
+class MessagePublic(BaseModel):
+    part: int
+    message_id: str
+    route: Route
+    delivered_at: datetime
+
+
+class RetrievalInfo(BaseModel):
+    command: str
+    reason: str | None
+
+
+class ResultSummary(BaseModel):
+    workflow_id: str
+    status: Status
+    url: str | None
+    depth: str | None
+    destination: DestinationPublic | None
+    interaction: InteractionPublic | None
+    requester: RequesterPublic | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    attempts: int
+    last_error: str | None
+    messages: list[MessagePublic]
+    retrieval_info: RetrievalInfo
+
+
+class ResultPublic(ResultSummary):
+    results: dict[str, Any]
+    message: dict[str, Any] | None
+
+
+class ResultsPublic(BaseModel):
+    items: list[ResultSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class AttemptPublic(BaseModel):
+    at: datetime
+    part: int
+    route: Route
+    outcome: str
+    http_status: int | None
+    discord_code: int | None
+    duration_ms: float
+    error: str | None
+    counted: bool = Field(description="False for 429s and interaction fallbacks.")
+
+
+class AttemptsPublic(BaseModel):
+    items: list[AttemptPublic]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+# -- record -> response -----------------------------------------------------------------------
+
+
+def utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _maybe_utc(timestamp: float | None) -> datetime | None:
+    return utc(timestamp) if timestamp is not None else None
+
+
+def _summary_fields(record: ResultRecord) -> dict[str, Any]:
+    dest, inter, req = record.destination, record.interaction, record.requester
+    return {
+        "workflow_id": record.workflow_id,
+        "status": record.status,
+        "url": record.url,
+        "depth": record.depth,
+        "destination": DestinationPublic(
+            name=dest.name, webhook_id=dest.webhook_id, thread_id=dest.thread_id
+        )
+        if dest
+        else None,
+        "interaction": InteractionPublic(
+            application_id=inter.application_id,
+            interaction_id=inter.interaction_id,
+            expires_at=utc(interaction_expires_at(inter.interaction_id)),
+        )
+        if inter
+        else None,
+        "requester": RequesterPublic(
+            user_id=req.user_id, guild_id=req.guild_id, channel_id=req.channel_id
+        )
+        if req
+        else None,
+        "created_at": utc(record.created_at),
+        "updated_at": utc(record.updated_at),
+        "delivered_at": _maybe_utc(record.delivered_at),
+        "next_attempt_at": _maybe_utc(record.next_attempt_at),
+        "attempts": record.attempts,
+        "last_error": record.last_error,
+        "messages": [_message(m) for m in record.messages],
+        "retrieval_info": RetrievalInfo(
+            command=f"/retrieve_results workflow_id:{record.workflow_id}",
+            reason=record.orphan_reason,
+        ),
+    }
+
+
+def _message(message: DeliveredMessage) -> MessagePublic:
+    return MessagePublic(
+        part=message.part,
+        message_id=message.message_id,
+        route=message.route,
+        delivered_at=utc(message.delivered_at),
+    )
+
+
+def summary_from_record(record: ResultRecord) -> ResultSummary:
+    return ResultSummary(**_summary_fields(record))
+
+
+def public_from_record(record: ResultRecord) -> ResultPublic:
+    return ResultPublic(**_summary_fields(record), results=record.results, message=record.message)

@@ -1,0 +1,95 @@
+"""``create_app(settings)``: the FastAPI application with its store and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from service import __version__
+from service.api import health, results
+from service.api.deps import Services
+from service.api.errors import install_error_handlers
+from service.auth import Authenticator
+from service.config import Settings
+from service.metrics import Metrics
+from service.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from service.retention import purge_periodically
+from service.store import Store, make_store
+
+DESCRIPTION = """\
+result-relay takes finished results from a Discord bot, stores them durably, and delivers them
+through channel webhooks (or the interaction follow-up while its token is valid). What cannot be
+delivered is kept as an orphaned result, retrievable here.
+
+All `/v1` routes need `Authorization: Bearer <api key>`. Errors are
+`{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+    background: bool = True,
+) -> FastAPI:
+    """Build the app. ``store`` and ``clock`` are for tests; ``background`` runs retention."""
+    store = store if store is not None else make_store(settings.database_url)
+    metrics = Metrics()
+    services = Services(
+        settings=settings,
+        store=store,
+        auth=Authenticator(store, settings.api_keys),
+        metrics=metrics,
+        clock=clock,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            tasks.append(
+                asyncio.create_task(
+                    purge_periodically(
+                        store,
+                        retention_days=settings.retention_days,
+                        interval=settings.purge_interval_seconds,
+                        clock=clock,
+                        metrics=metrics,
+                    ),
+                    name="retention",
+                )
+            )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await store.close()
+
+    app = FastAPI(
+        title="result-relay",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(results.router)
+    app.include_router(health.router)
+    install_error_handlers(app)
+    Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(
+        app
+    ).expose(app, include_in_schema=True, tags=["health"], summary="Prometheus metrics")
+    # The middleware added last runs outermost: the log line covers 413s from the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    return app

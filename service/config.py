@@ -1,0 +1,64 @@
+"""Settings for the service, read from the environment with the ``RELAY_`` prefix.
+
+Build them with :func:`load_settings` and pass them down; nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./data/relay.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    discord_api_base: str = "https://discord.com/api/v10"
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Static API keys as 'tenant:key,tenant2:key2' (key -> tenant once parsed).",
+    )
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    retention_days: float = Field(default=30, gt=0)
+    purge_interval_seconds: float = Field(default=3600, gt=0)
+    max_attempts: int = Field(default=12, ge=1)
+    max_retry_seconds: float = Field(default=24 * 3600, gt=0)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_cap_seconds: float = Field(default=600.0, gt=0)
+    interaction_margin_seconds: float = Field(default=60.0, ge=0)
+    global_rps: float = Field(default=45.0, gt=0)
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        """Parse ``tenant:key,...`` into ``{key: tenant}``; refuse anything ambiguous."""
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            tenant, sep, key = entry.partition(":")
+            if not sep or not tenant.strip() or len(key.strip()) < 16:
+                raise ValueError(
+                    "RELAY_API_KEYS entries must look like 'tenant:key', "
+                    "with a key of 16 or more characters"
+                )
+            if key.strip() in keys:
+                raise ValueError("RELAY_API_KEYS lists the same key twice")
+            keys[key.strip()] = tenant.strip()
+        return keys
+
+    @field_validator("discord_api_base")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Discord-facing pure logic: URL parsing, snowflakes, limits, rendering, sending."""

@@ -1,0 +1,147 @@
+"""The service's domain values: what a result is, where it goes, and what happened to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # queued, in flight, or waiting to retry
+    DELIVERED = "delivered"
+    ORPHANED = "orphaned"  # kept for retrieval; ``orphan_reason`` says why
+
+
+class Route(StrEnum):
+    WEBHOOK = "webhook"
+    INTERACTION = "interaction"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A channel webhook (with an optional thread); the token is a secret, never shown."""
+
+    webhook_id: str
+    webhook_token: str = field(repr=False)
+    thread_id: str | None = None
+    name: str | None = None
+
+    @property
+    def lane(self) -> str:
+        return f"{self.webhook_id}:{self.thread_id}" if self.thread_id else self.webhook_id
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    application_id: str
+    interaction_id: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    user_id: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewResult:
+    """A validated submission, ready to be accepted."""
+
+    tenant: str
+    workflow_id: str
+    body_hash: str
+    results: dict[str, Any]
+    url: str | None = None
+    depth: str | None = None
+    message: dict[str, Any] | None = None
+    destination: Destination | None = None
+    interaction: Interaction | None = None
+    requester: Requester | None = None
+
+    @property
+    def lane(self) -> str:
+        """Which lane delivers it: its channel webhook, or its interaction when it has none."""
+        if self.destination is not None:
+            return self.destination.lane
+        assert self.interaction is not None
+        return f"interaction:{self.interaction.interaction_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredMessage:
+    part: int
+    message_id: str
+    route: Route
+    delivered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    tenant: str
+    workflow_id: str
+    status: Status
+    results: dict[str, Any]
+    url: str | None
+    depth: str | None
+    message: dict[str, Any] | None
+    destination: Destination | None
+    interaction: Interaction | None
+    requester: Requester | None
+    lane: str
+    created_at: float
+    updated_at: float
+    next_attempt_at: float | None
+    delivered_at: float | None
+    attempts: int
+    last_error: str | None
+    orphan_reason: str | None
+    messages: tuple[DeliveredMessage, ...]
+    body_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptOutcome:
+    record: ResultRecord
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request to Discord on behalf of one result."""
+
+    at: float
+    route: Route
+    outcome: str  # delivered | retry | failed | ambiguous | rate_limited | fallback
+    duration_ms: float
+    part: int = 0
+    http_status: int | None = None
+    discord_code: int | None = None
+    error: str | None = None
+    counts: bool = True  # False for 429s and interaction fallbacks: they use up no attempt
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFilter:
+    status: Status | None = None
+    url: str | None = None
+    requester_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[ResultRecord, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_id: str
+    tenant: str
+    label: str | None
+    created_at: float
+    revoked_at: float | None

@@ -1,0 +1,83 @@
+"""Turning a validated submission into a stored result (the one function behind POST)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from service.api.schemas import ResultCreate
+from service.discord.webhook_url import parse_webhook_url
+from service.domain import AcceptOutcome, Destination, Interaction, NewResult, Requester
+from service.errors import InvalidRequest
+from service.store import Store
+
+
+def body_hash(payload: ResultCreate) -> str:
+    """Same hash for the same submission, whatever its key order or whitespace."""
+    canonical = json.dumps(
+        payload.model_dump(mode="json", exclude_none=True),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def resolve_destination(
+    store: Store, tenant: str, payload: ResultCreate
+) -> Destination | None:
+    wanted = payload.destination
+    if wanted is None:
+        return None
+    if wanted.webhook_url is not None:
+        ref = parse_webhook_url(wanted.webhook_url)
+        return Destination(
+            webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=wanted.thread_id
+        )
+    assert wanted.name is not None
+    named = await store.get_destination(tenant, wanted.name)
+    if named is None:
+        raise InvalidRequest(
+            f"no destination named {wanted.name!r}; register it with PUT /v1/destinations/{{name}}",
+            code="unknown_destination",
+        )
+    if wanted.thread_id is None:
+        return named
+    return Destination(
+        webhook_id=named.webhook_id,
+        webhook_token=named.webhook_token,
+        thread_id=wanted.thread_id,
+        name=named.name,
+    )
+
+
+async def submit_result(
+    *, store: Store, tenant: str, payload: ResultCreate, now: float
+) -> AcceptOutcome:
+    interaction = payload.interaction
+    requester = payload.requester
+    new = NewResult(
+        tenant=tenant,
+        workflow_id=payload.workflow_id,
+        body_hash=body_hash(payload),
+        results=payload.results,
+        url=payload.url,
+        depth=payload.depth,
+        message=payload.message.model_dump(mode="json", exclude_none=True)
+        if payload.message
+        else None,
+        destination=await resolve_destination(store, tenant, payload),
+        interaction=Interaction(
+            application_id=interaction.application_id,
+            interaction_id=interaction.interaction_id,
+            token=interaction.token,
+        )
+        if interaction
+        else None,
+        requester=Requester(
+            user_id=requester.user_id, guild_id=requester.guild_id, channel_id=requester.channel_id
+        )
+        if requester
+        else None,
+    )
+    return await store.accept(new, now=now)

@@ -1,0 +1,284 @@
+"""The ``Store`` interface: every read and write the service makes, named for its intent.
+
+The API accepts and reads results through it; the delivery worker claims lanes, records attempts
+and settles results through it. Implementations translate their driver's errors into
+:class:`service.errors.StoreError` and never let a token reach a log or an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from service.domain import (
+    AcceptOutcome,
+    ApiKey,
+    Attempt,
+    DeliveredMessage,
+    Destination,
+    Interaction,
+    NewResult,
+    Page,
+    Requester,
+    ResultFilter,
+    ResultRecord,
+    Route,
+    Status,
+)
+from service.errors import InvalidRequest
+
+DEAD_LANE_REASON = "webhook_dead"
+_REQUESTER_COLUMNS = ("requester_user_id", "requester_guild_id", "requester_channel_id")
+
+
+class Row(Protocol):
+    """A database row addressed by column name (sqlite3.Row, asyncpg.Record, dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Store(ABC):
+    """Durable state of the service. Every method commits before it returns."""
+
+    # -- life cycle ---------------------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (migrations run here)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers."""
+
+    # -- results ------------------------------------------------------------------------------
+    @abstractmethod
+    async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
+        """Commit a new result, or return the existing one for the same body.
+
+        Raises :class:`Conflict` when the workflow id exists with another body. A result for a
+        dead lane is accepted already orphaned.
+        """
+
+    @abstractmethod
+    async def get_result(self, tenant: str, workflow_id: str) -> ResultRecord | None: ...
+
+    @abstractmethod
+    async def list_results(
+        self, tenant: str, filters: ResultFilter, *, limit: int, cursor: str | None
+    ) -> Page:
+        """Newest first; ``cursor`` continues after the last item of the previous page."""
+
+    @abstractmethod
+    async def list_attempts(self, tenant: str, workflow_id: str) -> list[Attempt] | None:
+        """Every attempt in order, or ``None`` when the result does not exist."""
+
+    @abstractmethod
+    async def delete_result(self, tenant: str, workflow_id: str) -> bool: ...
+
+    @abstractmethod
+    async def purge(self, *, before: float) -> int:
+        """Remove delivered and orphaned results created before ``before``; never pending ones."""
+
+    # -- destinations -------------------------------------------------------------------------
+    @abstractmethod
+    async def put_destination(self, tenant: str, destination: Destination, *, now: float) -> bool:
+        """Create or replace a named destination; True when it is new."""
+
+    @abstractmethod
+    async def get_destination(self, tenant: str, name: str) -> Destination | None: ...
+
+    @abstractmethod
+    async def list_destinations(self, tenant: str) -> list[Destination]: ...
+
+    @abstractmethod
+    async def delete_destination(self, tenant: str, name: str) -> bool: ...
+
+    # -- API keys -----------------------------------------------------------------------------
+    @abstractmethod
+    async def add_api_key(self, key: ApiKey, *, key_hash: str) -> None: ...
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]: ...
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, *, now: float) -> bool: ...
+
+    @abstractmethod
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant of an unrevoked key with this hash."""
+
+    # -- delivery -----------------------------------------------------------------------------
+    @abstractmethod
+    async def claim_lane(self, owner: str, *, now: float, lease_seconds: float) -> str | None:
+        """Lease one live lane that has due work and no other live lease; None if none."""
+
+    @abstractmethod
+    async def renew_lease(self, owner: str, lane: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend the lease; False when ``owner`` has lost it (the worker must stop the lane)."""
+
+    @abstractmethod
+    async def release_lane(self, owner: str, lane: str) -> None: ...
+
+    @abstractmethod
+    async def due_results(self, lane: str, *, now: float, limit: int) -> list[ResultRecord]:
+        """Pending results of a lane whose next attempt is due, oldest first."""
+
+    @abstractmethod
+    async def next_due_at(self) -> float | None:
+        """The earliest next attempt over all live lanes, for the worker's sleep."""
+
+    @abstractmethod
+    async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None: ...
+
+    @abstractmethod
+    async def record_message(
+        self, tenant: str, workflow_id: str, message: DeliveredMessage
+    ) -> None: ...
+
+    @abstractmethod
+    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None: ...
+
+    @abstractmethod
+    async def schedule_retry(
+        self, tenant: str, workflow_id: str, *, at: float, error: str, now: float
+    ) -> None: ...
+
+    @abstractmethod
+    async def orphan(self, tenant: str, workflow_id: str, *, reason: str, now: float) -> None: ...
+
+    @abstractmethod
+    async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
+        """Mark a lane dead and orphan its pending results; returns how many were orphaned."""
+
+    @abstractmethod
+    async def count_pending(self) -> tuple[int, float | None]:
+        """How many results are pending, and the creation time of the oldest."""
+
+
+# -- helpers shared by the implementations --------------------------------------------------
+
+
+def encode_cursor(created_at: float, row_id: int) -> str:
+    raw = json.dumps([created_at, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        return float(created_at), int(row_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidRequest(
+            "cursor is not one this service handed out", code="invalid_cursor"
+        ) from exc
+
+
+def record_from_row(row: Row, messages: Sequence[Row]) -> ResultRecord:
+    """Build a record from a ``results`` row (column names as in the migrations)."""
+    destination = None
+    if row["webhook_id"] is not None:
+        destination = Destination(
+            webhook_id=row["webhook_id"],
+            webhook_token=row["webhook_token"],
+            thread_id=row["thread_id"],
+            name=row["destination_name"],
+        )
+    interaction = None
+    if row["interaction_id"] is not None:
+        interaction = Interaction(
+            application_id=row["application_id"],
+            interaction_id=row["interaction_id"],
+            token=row["interaction_token"],
+        )
+    requester = None
+    if any(row[c] is not None for c in _REQUESTER_COLUMNS):
+        requester = Requester(
+            user_id=row["requester_user_id"],
+            guild_id=row["requester_guild_id"],
+            channel_id=row["requester_channel_id"],
+        )
+    return ResultRecord(
+        tenant=row["tenant"],
+        workflow_id=row["workflow_id"],
+        status=Status(row["status"]),
+        results=_json(row["results"]),
+        url=row["url"],
+        depth=row["depth"],
+        message=_json(row["message"]) if row["message"] is not None else None,
+        destination=destination,
+        interaction=interaction,
+        requester=requester,
+        lane=row["lane"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        next_attempt_at=row["next_attempt_at"],
+        delivered_at=row["delivered_at"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        orphan_reason=row["orphan_reason"],
+        messages=tuple(
+            DeliveredMessage(
+                part=m["part"],
+                message_id=m["message_id"],
+                route=Route(m["route"]),
+                delivered_at=m["delivered_at"],
+            )
+            for m in messages
+        ),
+        body_hash=row["body_hash"],
+    )
+
+
+def result_columns(new: NewResult) -> dict[str, Any]:
+    """The ``results`` columns a new submission fills, JSON already encoded."""
+    dest, inter, req = new.destination, new.interaction, new.requester
+    return {
+        "tenant": new.tenant,
+        "workflow_id": new.workflow_id,
+        "body_hash": new.body_hash,
+        "results": _dumps(new.results),
+        "url": new.url,
+        "depth": new.depth,
+        "message": _dumps(new.message) if new.message is not None else None,
+        "destination_name": dest.name if dest else None,
+        "webhook_id": dest.webhook_id if dest else None,
+        "webhook_token": dest.webhook_token if dest else None,
+        "thread_id": dest.thread_id if dest else None,
+        "application_id": inter.application_id if inter else None,
+        "interaction_id": inter.interaction_id if inter else None,
+        "interaction_token": inter.token if inter else None,
+        "requester_user_id": req.user_id if req else None,
+        "requester_guild_id": req.guild_id if req else None,
+        "requester_channel_id": req.channel_id if req else None,
+        "lane": new.lane,
+    }
+
+
+def attempt_from_row(row: Row) -> Attempt:
+    return Attempt(
+        at=row["at"],
+        part=row["part"],
+        route=Route(row["route"]),
+        outcome=row["outcome"],
+        http_status=row["http_status"],
+        discord_code=row["discord_code"],
+        duration_ms=row["duration_ms"],
+        error=row["error"],
+        counts=bool(row["counts"]),
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(value: Any) -> Any:
+    # PostgreSQL's jsonb may already hand back decoded values; SQLite hands back text.
+    return json.loads(value) if isinstance(value, str | bytes) else value

@@ -1,0 +1,626 @@
+"""The embedded SQLite store: WAL, ``synchronous=FULL``, and group commit.
+
+All writes go through one writer thread. Writes that arrive while a transaction is being
+committed wait and are committed together in the next one (each in its own savepoint, so one
+failing write does not undo the others), and each caller is answered only after the commit that
+holds its write: one fsync serves many accepts. Reads run on a small pool of their own
+connections, which WAL lets proceed while the writer commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.domain import (
+    AcceptOutcome,
+    ApiKey,
+    Attempt,
+    DeliveredMessage,
+    Destination,
+    NewResult,
+    Page,
+    ResultFilter,
+    ResultRecord,
+    Status,
+)
+from service.errors import Conflict, StoreError
+from service.store.base import (
+    DEAD_LANE_REASON,
+    Store,
+    attempt_from_row,
+    decode_cursor,
+    encode_cursor,
+    record_from_row,
+    result_columns,
+)
+from service.store.migrations import load_migrations
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_MAX_BATCH = 256
+_READERS = 2
+
+
+def sqlite_path(database_url: str) -> str:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``sqlite://:memory:``."""
+    if not database_url.startswith("sqlite://"):
+        raise ValueError("not a sqlite:// URL")
+    path = database_url.removeprefix("sqlite://")
+    if path.startswith("/"):
+        path = path[1:]
+    return path or ":memory:"
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite-writer")
+        self._reader_pool = ThreadPoolExecutor(_READERS, thread_name_prefix="relay-sqlite-reader")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._wake: asyncio.Event | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_pool, self._migrate)
+        self._wake = asyncio.Event()
+        self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
+
+    async def close(self) -> None:
+        if self._writer_task is not None:
+            await self._write(lambda conn: None)  # answered once all earlier writes committed
+            self._writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for migration in load_migrations("sqlite"):
+            if migration.version in done:
+                continue
+            log.info("applying migration", extra={"version": migration.version})
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reader_pool, lambda: fn(self._connection()))
+        except sqlite3.Error as exc:
+            raise StoreError("the database could not be read") from exc
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._wake is None:
+            raise StoreError("the store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        self._wake.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+                try:
+                    outcomes = await loop.run_in_executor(self._writer_pool, self._commit, batch)
+                except sqlite3.Error as exc:
+                    log.error("commit failed", extra={"error": str(exc), "writes": len(batch)})
+                    outcomes = [(False, StoreError("the database could not commit"))] * len(batch)
+                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+
+    def _commit(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
+    ) -> list[tuple[bool, Any]]:
+        conn = self._connection()
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for fn, _ in batch:
+                conn.execute("SAVEPOINT write")
+                try:
+                    outcomes.append((True, fn(conn)))
+                    conn.execute("RELEASE write")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = StoreError("the database refused a write")
+                    outcomes.append((False, exc))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    # -- results ------------------------------------------------------------------------------
+    async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
+        columns = result_columns(new)
+
+        def write(conn: sqlite3.Connection) -> AcceptOutcome:
+            existing = _result_row(conn, new.tenant, new.workflow_id)
+            if existing is not None:
+                if existing["body_hash"] != new.body_hash:
+                    raise Conflict(
+                        f"workflow_id {new.workflow_id!r} was already submitted with another body",
+                        code="workflow_id_conflict",
+                    )
+                return AcceptOutcome(_record(conn, existing), created=False)
+            dead = conn.execute(
+                "SELECT dead_reason FROM lanes WHERE lane = ? AND dead_reason IS NOT NULL",
+                (new.lane,),
+            ).fetchone()
+            values = {
+                **columns,
+                "status": Status.ORPHANED if dead else Status.PENDING,
+                "orphan_reason": dead[0] if dead else None,
+                "next_attempt_at": None if dead else now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            names = ", ".join(values)
+            marks = ", ".join(f":{name}" for name in values)
+            conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
+            row = _result_row(conn, new.tenant, new.workflow_id)
+            assert row is not None
+            return AcceptOutcome(_record(conn, row), created=True)
+
+        return await self._write(write)
+
+    async def get_result(self, tenant: str, workflow_id: str) -> ResultRecord | None:
+        def read(conn: sqlite3.Connection) -> ResultRecord | None:
+            row = _result_row(conn, tenant, workflow_id)
+            return _record(conn, row) if row is not None else None
+
+        return await self._read(read)
+
+    async def list_results(
+        self, tenant: str, filters: ResultFilter, *, limit: int, cursor: str | None
+    ) -> Page:
+        where, params = ["tenant = ?"], [tenant]
+        if filters.status is not None:
+            where.append("status = ?")
+            params.append(filters.status.value)
+        if filters.url is not None:
+            where.append("url = ?")
+            params.append(filters.url)
+        if filters.requester_id is not None:
+            where.append("requester_user_id = ?")
+            params.append(filters.requester_id)
+        if filters.since is not None:
+            where.append("created_at >= ?")
+            params.append(filters.since)  # type: ignore[arg-type]
+        if filters.until is not None:
+            where.append("created_at < ?")
+            params.append(filters.until)  # type: ignore[arg-type]
+        if cursor is not None:
+            created_at, row_id = decode_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend([created_at, created_at, row_id])  # type: ignore[list-item]
+        sql = (
+            f"SELECT * FROM results WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = tuple(_record(conn, row) for row in rows)
+            last = rows[-1] if more else None
+            return Page(items, encode_cursor(last["created_at"], last["id"]) if last else None)
+
+        return await self._read(read)
+
+    async def list_attempts(self, tenant: str, workflow_id: str) -> list[Attempt] | None:
+        def read(conn: sqlite3.Connection) -> list[Attempt] | None:
+            row = _result_row(conn, tenant, workflow_id)
+            if row is None:
+                return None
+            rows = conn.execute(
+                "SELECT * FROM attempts WHERE result_id = ? ORDER BY id", (row["id"],)
+            ).fetchall()
+            return [attempt_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def delete_result(self, tenant: str, workflow_id: str) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM results WHERE tenant = ? AND workflow_id = ?",
+                    (tenant, workflow_id),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def purge(self, *, before: float) -> int:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM results WHERE created_at < ? AND status != 'pending'", (before,)
+                ).rowcount
+            )
+        )
+
+    # -- destinations -------------------------------------------------------------------------
+    async def put_destination(self, tenant: str, destination: Destination, *, now: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            existed = conn.execute(
+                "SELECT 1 FROM destinations WHERE tenant = ? AND name = ?",
+                (tenant, destination.name),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO destinations (tenant, name, webhook_id, webhook_token, thread_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET "
+                "webhook_id = excluded.webhook_id, webhook_token = excluded.webhook_token, "
+                "thread_id = excluded.thread_id",
+                (
+                    tenant,
+                    destination.name,
+                    destination.webhook_id,
+                    destination.webhook_token,
+                    destination.thread_id,
+                    now,
+                ),
+            )
+            return existed is None
+
+        return await self._write(write)
+
+    async def get_destination(self, tenant: str, name: str) -> Destination | None:
+        def read(conn: sqlite3.Connection) -> Destination | None:
+            row = conn.execute(
+                "SELECT * FROM destinations WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
+            return _destination(row) if row is not None else None
+
+        return await self._read(read)
+
+    async def list_destinations(self, tenant: str) -> list[Destination]:
+        return await self._read(
+            lambda conn: [
+                _destination(row)
+                for row in conn.execute(
+                    "SELECT * FROM destinations WHERE tenant = ? ORDER BY name", (tenant,)
+                )
+            ]
+        )
+
+    async def delete_destination(self, tenant: str, name: str) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM destinations WHERE tenant = ? AND name = ?", (tenant, name)
+                ).rowcount
+                > 0
+            )
+        )
+
+    # -- API keys -----------------------------------------------------------------------------
+    async def add_api_key(self, key: ApiKey, *, key_hash: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO api_keys (key_id, tenant, key_hash, label, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key.key_id, key.tenant, key_hash, key.label, key.created_at),
+            )
+        )
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._read(
+            lambda conn: [
+                ApiKey(
+                    key_id=row["key_id"],
+                    tenant=row["tenant"],
+                    label=row["label"],
+                    created_at=row["created_at"],
+                    revoked_at=row["revoked_at"],
+                )
+                for row in conn.execute("SELECT * FROM api_keys ORDER BY created_at, key_id")
+            ]
+        )
+
+    async def revoke_api_key(self, key_id: str, *, now: float) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                    (now, key_id),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT tenant FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                (key_hash,),
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._read(read)
+
+    # -- delivery -----------------------------------------------------------------------------
+    async def claim_lane(self, owner: str, *, now: float, lease_seconds: float) -> str | None:
+        def write(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT r.lane FROM results r LEFT JOIN lanes l ON l.lane = r.lane "
+                "WHERE r.status = 'pending' AND r.next_attempt_at <= :now "
+                "AND (l.lane IS NULL OR (l.dead_reason IS NULL AND (l.lease_owner IS NULL "
+                "OR l.lease_owner = :owner OR l.lease_expires_at <= :now))) "
+                "ORDER BY r.next_attempt_at LIMIT 1",
+                {"now": now, "owner": owner},
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "INSERT INTO lanes (lane, lease_owner, lease_expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (lane) DO UPDATE SET lease_owner = excluded.lease_owner, "
+                "lease_expires_at = excluded.lease_expires_at",
+                (row[0], owner, now + lease_seconds),
+            )
+            return str(row[0])
+
+        return await self._write(write)
+
+    async def renew_lease(self, owner: str, lane: str, *, now: float, lease_seconds: float) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE lanes SET lease_expires_at = ? WHERE lane = ? AND lease_owner = ? "
+                    "AND lease_expires_at > ? AND dead_reason IS NULL",
+                    (now + lease_seconds, lane, owner, now),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def release_lane(self, owner: str, lane: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE lanes SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE lane = ? AND lease_owner = ?",
+                (lane, owner),
+            )
+        )
+
+    async def due_results(self, lane: str, *, now: float, limit: int) -> list[ResultRecord]:
+        def read(conn: sqlite3.Connection) -> list[ResultRecord]:
+            rows = conn.execute(
+                "SELECT * FROM results WHERE lane = ? AND status = 'pending' "
+                "AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
+                (lane, now, limit),
+            ).fetchall()
+            return [_record(conn, row) for row in rows]
+
+        return await self._read(read)
+
+    async def next_due_at(self) -> float | None:
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(r.next_attempt_at) FROM results r LEFT JOIN lanes l "
+                "ON l.lane = r.lane WHERE r.status = 'pending' AND l.dead_reason IS NULL"
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._read(read)
+
+    async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            result_id = _result_id(conn, tenant, workflow_id)
+            conn.execute(
+                "INSERT INTO attempts (result_id, at, part, route, outcome, http_status, "
+                "discord_code, duration_ms, error, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result_id,
+                    attempt.at,
+                    attempt.part,
+                    attempt.route.value,
+                    attempt.outcome,
+                    attempt.http_status,
+                    attempt.discord_code,
+                    attempt.duration_ms,
+                    attempt.error,
+                    int(attempt.counts),
+                ),
+            )
+            if attempt.counts:
+                conn.execute(
+                    "UPDATE results SET attempts = attempts + 1 WHERE id = ?", (result_id,)
+                )
+
+        await self._write(write)
+
+    async def record_message(
+        self, tenant: str, workflow_id: str, message: DeliveredMessage
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO messages "
+                "(result_id, part, message_id, route, delivered_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    _result_id(conn, tenant, workflow_id),
+                    message.part,
+                    message.message_id,
+                    message.route.value,
+                    message.delivered_at,
+                ),
+            )
+
+        await self._write(write)
+
+    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
+        await self._settle(
+            tenant,
+            workflow_id,
+            "status = 'delivered', delivered_at = :now, next_attempt_at = NULL, "
+            "orphan_reason = NULL, updated_at = :now",
+            {"now": now},
+        )
+
+    async def schedule_retry(
+        self, tenant: str, workflow_id: str, *, at: float, error: str, now: float
+    ) -> None:
+        await self._settle(
+            tenant,
+            workflow_id,
+            "status = 'pending', next_attempt_at = :at, last_error = :error, updated_at = :now",
+            {"at": at, "error": error, "now": now},
+        )
+
+    async def orphan(self, tenant: str, workflow_id: str, *, reason: str, now: float) -> None:
+        await self._settle(
+            tenant,
+            workflow_id,
+            "status = 'orphaned', orphan_reason = :reason, next_attempt_at = NULL, "
+            "last_error = COALESCE(last_error, :reason), updated_at = :now",
+            {"reason": reason, "now": now},
+        )
+
+    async def _settle(
+        self, tenant: str, workflow_id: str, assignments: str, params: dict[str, Any]
+    ) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                f"UPDATE results SET {assignments} "
+                "WHERE tenant = :tenant AND workflow_id = :workflow_id",
+                {**params, "tenant": tenant, "workflow_id": workflow_id},
+            )
+        )
+
+    async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO lanes (lane, dead_reason, dead_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (lane) DO UPDATE SET dead_reason = excluded.dead_reason, "
+                "dead_at = excluded.dead_at, lease_owner = NULL, lease_expires_at = NULL",
+                (lane, reason or DEAD_LANE_REASON, now),
+            )
+            return int(
+                conn.execute(
+                    "UPDATE results SET status = 'orphaned', orphan_reason = ?, "
+                    "next_attempt_at = NULL, updated_at = ? WHERE lane = ? AND status = 'pending'",
+                    (reason, now, lane),
+                ).rowcount
+            )
+
+        return await self._write(write)
+
+    async def count_pending(self) -> tuple[int, float | None]:
+        def read(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            row = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM results WHERE status = 'pending'"
+            ).fetchone()
+            return int(row[0]), row[1]
+
+        return await self._read(read)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (the files hold no semicolons inside literals)."""
+    return [s.strip() for s in sql.split(";") if s.strip() and not _only_comments(s)]
+
+
+def _only_comments(statement: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
+
+
+def _result_row(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM results WHERE tenant = ? AND workflow_id = ?", (tenant, workflow_id)
+    ).fetchone()
+    return row
+
+
+def _result_id(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> int:
+    row = conn.execute(
+        "SELECT id FROM results WHERE tenant = ? AND workflow_id = ?", (tenant, workflow_id)
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no result {workflow_id!r}")
+    return int(row[0])
+
+
+def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> ResultRecord:
+    messages = conn.execute(
+        "SELECT * FROM messages WHERE result_id = ? ORDER BY part", (row["id"],)
+    ).fetchall()
+    return record_from_row(row, messages)
+
+
+def _destination(row: sqlite3.Row) -> Destination:
+    return Destination(
+        webhook_id=row["webhook_id"],
+        webhook_token=row["webhook_token"],
+        thread_id=row["thread_id"],
+        name=row["name"],
+    )
