@@ -7,7 +7,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+import yaml
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from service import __version__
@@ -29,6 +31,11 @@ delivered is kept as an orphaned result, retrievable here.
 All `/v1` routes need `Authorization: Bearer <api key>`. Errors are
 `{"error": {"code": "...", "message": "..."}}`.
 """
+
+
+def openapi_yaml(app: FastAPI) -> str:
+    """The app's OpenAPI description as YAML, in the order FastAPI builds it."""
+    return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True, width=100)
 
 
 def create_app(
@@ -88,7 +95,14 @@ def create_app(
     install_error_handlers(app)
     Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(
         app
-    ).expose(app, include_in_schema=True, tags=["health"], summary="Prometheus metrics")
+    ).expose(
+        app,
+        include_in_schema=True,
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        description="Metrics in the Prometheus text format.",
+    )
     # The middleware added last runs outermost: the log line covers 413s from the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)

@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than-days", type=float, help="override RELAY_RETENTION_DAYS for this run"
     )
     purge.set_defaults(run=_purge)
+
+    openapi = commands.add_parser(
+        "openapi",
+        help="print the HTTP API description (OpenAPI, YAML)",
+        description="Print the OpenAPI description the app serves at /openapi.json, as YAML "
+        "(this is how openapi.yaml is made: result-relay openapi > openapi.yaml).",
+    )
+    openapi.set_defaults(run=_openapi)
     return parser
 
 
@@ -161,6 +169,13 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
         lambda store: purge_once(store, retention_days=days, now=time.time(), metrics=Metrics()),
     )
     print(f"purged {removed} result(s) older than {days:g} days")
+    return 0
+
+
+def _openapi(args: argparse.Namespace, settings: Settings) -> int:
+    from service.app import create_app, openapi_yaml
+
+    print(openapi_yaml(create_app(settings, background=False)), end="")
     return 0
 
 

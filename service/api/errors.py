@@ -62,7 +62,7 @@ def validation_code(error: dict[str, Any]) -> str:
     if loc and loc[0] == "query":
         return "invalid_query"
     if not loc:
-        return "invalid_body"
+        return "missing_body" if kind == "missing" else "invalid_body"
     return _FIELD_CODES.get(loc[0], "invalid_request")
 
 

@@ -7,13 +7,13 @@ rule that failed (see ``service.api.errors``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.discord.snowflake import interaction_expires_at, is_snowflake
-from service.discord.webhook_url import WebhookUrlError, parse_webhook_url
+from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
+from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
 from service.domain import DeliveredMessage, ResultRecord, Route, Status
 
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -36,17 +36,41 @@ def _webhook_url(value: str) -> str:
     return value
 
 
-Snowflake = Annotated[str, AfterValidator(_snowflake)]
-WebhookUrl = Annotated[str, Field(max_length=512), AfterValidator(_webhook_url)]
+Snowflake = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": SNOWFLAKE_PATTERN}, examples=["175928847299117063"]),
+    AfterValidator(_snowflake),
+]
+WebhookUrl = Annotated[
+    str,
+    Field(max_length=512, json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
+    AfterValidator(_webhook_url),
+]
 WorkflowId = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN)]
 DestinationName = Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]
 
 
+def _input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Optional input fields may be left out, not sent as null: say so, and add model rules."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if options and {"type": "null"} in options:
+            options.remove({"type": "null"})
+            if len(options) == 1:
+                prop.update(options.pop())
+                del prop["anyOf"]
+            if prop.get("default", ...) is None:
+                del prop["default"]
+    schema.update(getattr(model, "schema_rules", {}))
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_input_schema)
 
 
 class DestinationIn(_Strict):
+    schema_rules: ClassVar = {"oneOf": [{"required": ["webhook_url"]}, {"required": ["name"]}]}
+
     webhook_url: WebhookUrl | None = Field(
         default=None, description="A channel webhook URL copied from Discord."
     )
@@ -71,7 +95,9 @@ class InteractionIn(_Strict):
 
 
 class RequesterIn(_Strict):
-    user_id: Snowflake | None = None
+    user_id: Snowflake | None = Field(
+        default=None, description="Who asked; mentioned in the channel message."
+    )
     guild_id: Snowflake | None = None
     channel_id: Snowflake | None = None
 
@@ -84,6 +110,10 @@ class MessageIn(_Strict):
 
 
 class ResultCreate(_Strict):
+    schema_rules: ClassVar = {
+        "anyOf": [{"required": ["destination"]}, {"required": ["interaction"]}]
+    }
+
     workflow_id: WorkflowId
     results: dict[str, Any] = Field(description="The finished result: any JSON object.")
     url: Annotated[str, Field(max_length=2048)] | None = None

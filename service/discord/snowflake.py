@@ -6,12 +6,28 @@ import re
 
 DISCORD_EPOCH_MS = 1420070400000
 INTERACTION_TOKEN_LIFETIME_S = 15 * 60
-_SNOWFLAKE = re.compile(r"[0-9]{17,20}")
+
+
+def _below_2_64() -> str:
+    """A regular expression for 17-20 digits below 2^64, so the API schema can say it too."""
+    top = str(2**64 - 1)
+    lower = []
+    for i, digit in enumerate(top):
+        if digit == "0":
+            continue
+        smaller = "0" if digit == "1" else f"[0-{int(digit) - 1}]"
+        rest = len(top) - i - 1
+        lower.append(top[:i] + smaller + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "|".join(["[0-9]{17,19}", *lower, top])
+
+
+SNOWFLAKE_PATTERN = f"^(?:{_below_2_64()})$"
+_SNOWFLAKE = re.compile(SNOWFLAKE_PATTERN)
 
 
 def is_snowflake(value: str) -> bool:
     """True for 17-20 decimal digits below 2^64, the only shape Discord hands out."""
-    return bool(_SNOWFLAKE.fullmatch(value)) and int(value) < 2**64
+    return _SNOWFLAKE.match(value) is not None
 
 
 def snowflake_time(snowflake: str | int) -> float:

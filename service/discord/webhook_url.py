@@ -11,13 +11,20 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from service.discord.snowflake import is_snowflake
+from service.discord.snowflake import SNOWFLAKE_PATTERN, is_snowflake
 
 DISCORD_HOSTS = frozenset(
     {"discord.com", "ptb.discord.com", "canary.discord.com", "discordapp.com"}
 )
 _PATH = re.compile(r"/api(?:/v(?:6|7|8|9|10))?/webhooks/(?P<id>[0-9]+)/(?P<token>[^/]+)/?")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{60,100}")
+# The same rules as one expression, for the API schema (parse_webhook_url says which rule failed).
+WEBHOOK_URL_PATTERN = (
+    r"^https://(?:discord\.com|ptb\.discord\.com|canary\.discord\.com|discordapp\.com)"
+    r"/api(?:/v(?:6|7|8|9|10))?/webhooks/(?:"
+    + SNOWFLAKE_PATTERN.strip("^$")
+    + r")/[A-Za-z0-9_-]{60,100}/?$"
+)
 _WEBHOOK_TOKEN_IN_TEXT = re.compile(r"(/webhooks/[0-9]+/)[A-Za-z0-9_.-]+")
 
 

@@ -1,0 +1,55 @@
+"""Fixtures shared by every layer of the suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.config import Settings, load_settings
+from service.store.sqlite import SQLiteStore
+from tests.support import API_KEYS
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(database_url=f"sqlite:///{tmp_path}/relay.db", api_keys=API_KEYS)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(str(tmp_path / "store.db"))
+    await store.open()
+    yield store
+    await store.close()
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_790_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app in-process, with its lifespan, behind httpx."""
+    app = create_app(settings, clock=clock, background=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
+            yield http

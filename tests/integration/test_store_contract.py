@@ -1,0 +1,250 @@
+"""The ``Store`` contract: what every backend must do, tested the same way for each."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from service.domain import (
+    ApiKey,
+    Attempt,
+    DeliveredMessage,
+    Destination,
+    Interaction,
+    NewResult,
+    ResultFilter,
+    Route,
+    Status,
+)
+from service.errors import Conflict
+from service.store import Store
+from tests.support import (
+    APPLICATION_ID,
+    FAKE_TOKEN,
+    INTERACTION_ID,
+    INTERACTION_TOKEN,
+    OTHER_WEBHOOK_ID,
+    THREAD_ID,
+    WEBHOOK_ID,
+)
+
+T0 = 1_790_000_000.0
+HOOK = Destination(webhook_id=WEBHOOK_ID, webhook_token=FAKE_TOKEN)
+OTHER_HOOK = Destination(webhook_id=OTHER_WEBHOOK_ID, webhook_token=FAKE_TOKEN)
+
+
+def new(workflow_id: str, destination: Destination | None = HOOK, **kw: object) -> NewResult:
+    fields: dict[str, object] = {
+        "tenant": "acme",
+        "workflow_id": workflow_id,
+        "body_hash": f"hash-{workflow_id}",
+        "results": {"summary": workflow_id, "nested": {"n": [1, 2.5, None]}},
+        "destination": destination,
+    }
+    fields.update(kw)
+    return NewResult(**fields)  # type: ignore[arg-type]
+
+
+def attempt(at: float, outcome: str = "retry", counts: bool = True, part: int = 0) -> Attempt:
+    return Attempt(
+        at=at,
+        route=Route.WEBHOOK,
+        outcome=outcome,
+        duration_ms=12.5,
+        part=part,
+        http_status=503,
+        discord_code=None,
+        error="service unavailable",
+        counts=counts,
+    )
+
+
+async def test_accept_commits_and_reads_back(store: Store) -> None:
+    outcome = await store.accept(new("wf", url="u", depth="d", message={"content": "c"}), now=T0)
+    assert outcome.created
+    record = await store.get_result("acme", "wf")
+    assert record == outcome.record
+    assert record is not None
+    assert record.status is Status.PENDING
+    assert record.results == {"summary": "wf", "nested": {"n": [1, 2.5, None]}}
+    assert (record.url, record.depth, record.message) == ("u", "d", {"content": "c"})
+    assert record.destination == HOOK
+    assert record.lane == WEBHOOK_ID
+    assert (record.created_at, record.next_attempt_at, record.attempts) == (T0, T0, 0)
+
+
+async def test_accept_is_idempotent_on_the_body_hash(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    again = await store.accept(new("wf"), now=T0 + 5)
+    assert not again.created
+    assert again.record.created_at == T0
+    with pytest.raises(Conflict):
+        await store.accept(replace(new("wf"), body_hash="other"), now=T0 + 5)
+    assert (await store.get_result("other-tenant", "wf")) is None
+
+
+async def test_concurrent_accepts_of_one_id_create_it_once(store: Store) -> None:
+    outcomes = await asyncio.gather(*(store.accept(new("wf"), now=T0) for _ in range(20)))
+    assert sum(o.created for o in outcomes) == 1
+
+
+async def test_one_failed_write_does_not_undo_its_batch(store: Store) -> None:
+    good = [store.accept(new(f"wf{i}"), now=T0) for i in range(10)]
+    await store.accept(new("dup"), now=T0)
+    bad = store.accept(replace(new("dup"), body_hash="x"), now=T0)
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert isinstance(results[-1], Conflict)
+    assert all(not isinstance(r, BaseException) for r in results[:-1])
+    page = await store.list_results("acme", ResultFilter(), limit=50, cursor=None)
+    assert len(page.items) == 11
+
+
+async def test_interaction_and_thread_pick_the_lane(store: Store) -> None:
+    interaction = Interaction(APPLICATION_ID, INTERACTION_ID, INTERACTION_TOKEN)
+    only_interaction = await store.accept(new("i", None, interaction=interaction), now=T0)
+    assert only_interaction.record.lane == f"interaction:{INTERACTION_ID}"
+    assert only_interaction.record.interaction == interaction
+    threaded = replace(HOOK, thread_id=THREAD_ID)
+    in_thread = await store.accept(new("t", threaded), now=T0)
+    assert in_thread.record.lane == f"{WEBHOOK_ID}:{THREAD_ID}"
+
+
+async def test_claim_leases_one_lane_to_one_owner(store: Store) -> None:
+    await store.accept(new("a"), now=T0)
+    await store.accept(new("b", OTHER_HOOK), now=T0 + 1)
+    first = await store.claim_lane("w1", now=T0 + 2, lease_seconds=30)
+    second = await store.claim_lane("w2", now=T0 + 2, lease_seconds=30)
+    assert {first, second} == {WEBHOOK_ID, OTHER_WEBHOOK_ID}
+    assert await store.claim_lane("w3", now=T0 + 2, lease_seconds=30) is None
+    # a lease renewed in time holds; one that lapsed is taken over
+    assert await store.renew_lease("w1", first, now=T0 + 20, lease_seconds=30)  # type: ignore[arg-type]
+    assert await store.claim_lane("w3", now=T0 + 40, lease_seconds=30) == second
+    assert not await store.renew_lease("w2", second, now=T0 + 41, lease_seconds=30)  # type: ignore[arg-type]
+    await store.release_lane("w1", first)  # type: ignore[arg-type]
+    assert await store.claim_lane("w4", now=T0 + 42, lease_seconds=30) == first
+
+
+async def test_results_waiting_to_retry_are_not_due(store: Store) -> None:
+    await store.accept(new("a"), now=T0)
+    await store.accept(new("b"), now=T0 + 1)
+    await store.schedule_retry("acme", "a", at=T0 + 100, error="503", now=T0 + 2)
+    due = await store.due_results(WEBHOOK_ID, now=T0 + 3, limit=10)
+    assert [r.workflow_id for r in due] == ["b"]
+    assert await store.next_due_at() == T0 + 1
+    later = await store.due_results(WEBHOOK_ID, now=T0 + 100, limit=10)
+    assert [r.workflow_id for r in later] == ["a", "b"]
+    record = await store.get_result("acme", "a")
+    assert record is not None and record.last_error == "503"
+
+
+async def test_attempts_messages_and_delivery_are_recorded(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await store.record_attempt("acme", "wf", attempt(T0 + 1))
+    await store.record_attempt("acme", "wf", attempt(T0 + 2, "rate_limited", counts=False))
+    await store.record_attempt("acme", "wf", attempt(T0 + 3, "delivered", part=0))
+    message = DeliveredMessage(part=0, message_id="1234", route=Route.WEBHOOK, delivered_at=T0 + 3)
+    await store.record_message("acme", "wf", message)
+    await store.mark_delivered("acme", "wf", now=T0 + 3)
+    record = await store.get_result("acme", "wf")
+    assert record is not None
+    assert record.status is Status.DELIVERED
+    assert record.attempts == 2
+    assert record.messages == (message,)
+    assert record.delivered_at == T0 + 3 and record.next_attempt_at is None
+    attempts = await store.list_attempts("acme", "wf")
+    assert [a.outcome for a in attempts or []] == ["retry", "rate_limited", "delivered"]
+    assert await store.list_attempts("acme", "missing") is None
+    assert await store.claim_lane("w", now=T0 + 10, lease_seconds=30) is None
+
+
+async def test_orphan_keeps_everything_with_the_reason(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await store.record_attempt("acme", "wf", attempt(T0 + 1))
+    await store.orphan("acme", "wf", reason="attempts_exhausted", now=T0 + 2)
+    record = await store.get_result("acme", "wf")
+    assert record is not None
+    assert (record.status, record.orphan_reason) == (Status.ORPHANED, "attempts_exhausted")
+    assert record.results["summary"] == "wf"
+    assert len(await store.list_attempts("acme", "wf") or []) == 1
+
+
+async def test_dead_lane_orphans_pending_and_new_results(store: Store) -> None:
+    await store.accept(new("a"), now=T0)
+    await store.accept(new("b"), now=T0)
+    await store.accept(new("c", OTHER_HOOK), now=T0)
+    assert await store.kill_lane(WEBHOOK_ID, reason="webhook_deleted", now=T0 + 1) == 2
+    late = await store.accept(new("d"), now=T0 + 2)
+    assert late.record.status is Status.ORPHANED
+    assert late.record.orphan_reason == "webhook_deleted"
+    assert await store.claim_lane("w", now=T0 + 3, lease_seconds=30) == OTHER_WEBHOOK_ID
+    assert await store.count_pending() == (1, T0)
+
+
+async def test_purge_removes_only_old_settled_results(store: Store) -> None:
+    for wf in ("old-delivered", "old-orphaned", "old-pending", "new-delivered"):
+        await store.accept(new(wf), now=T0 if wf.startswith("old") else T0 + 100)
+    await store.record_attempt("acme", "old-delivered", attempt(T0 + 1))
+    await store.mark_delivered("acme", "old-delivered", now=T0 + 1)
+    await store.orphan("acme", "old-orphaned", reason="x", now=T0 + 1)
+    await store.mark_delivered("acme", "new-delivered", now=T0 + 101)
+    assert await store.purge(before=T0 + 50) == 2
+    page = await store.list_results("acme", ResultFilter(), limit=10, cursor=None)
+    assert sorted(r.workflow_id for r in page.items) == ["new-delivered", "old-pending"]
+
+
+async def test_delete_removes_the_result_and_its_history(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await store.record_attempt("acme", "wf", attempt(T0 + 1))
+    assert not await store.delete_result("other", "wf")
+    assert await store.delete_result("acme", "wf")
+    assert await store.get_result("acme", "wf") is None
+    assert not await store.delete_result("acme", "wf")
+    # the id can be used again afterwards
+    assert (await store.accept(new("wf"), now=T0 + 2)).created
+
+
+async def test_list_filters_and_cursor(store: Store) -> None:
+    for i in range(5):
+        await store.accept(new(f"wf{i}", url=f"u{i % 2}"), now=T0 + i)
+    await store.orphan("acme", "wf3", reason="x", now=T0 + 9)
+    page = await store.list_results("acme", ResultFilter(url="u1"), limit=1, cursor=None)
+    assert [r.workflow_id for r in page.items] == ["wf3"]
+    rest = await store.list_results(
+        "acme", ResultFilter(url="u1"), limit=5, cursor=page.next_cursor
+    )
+    assert [r.workflow_id for r in rest.items] == ["wf1"] and rest.next_cursor is None
+    orphaned = await store.list_results(
+        "acme", ResultFilter(status=Status.ORPHANED), limit=5, cursor=None
+    )
+    assert [r.workflow_id for r in orphaned.items] == ["wf3"]
+    window = ResultFilter(since=T0 + 1, until=T0 + 3)
+    ranged = await store.list_results("acme", window, limit=5, cursor=None)
+    assert [r.workflow_id for r in ranged.items] == ["wf2", "wf1"]
+
+
+async def test_destinations_belong_to_a_tenant(store: Store) -> None:
+    named = replace(HOOK, name="ops", thread_id=THREAD_ID)
+    assert await store.put_destination("acme", named, now=T0)
+    assert not await store.put_destination("acme", replace(named, thread_id=None), now=T0)
+    assert await store.get_destination("acme", "ops") == replace(named, thread_id=None)
+    assert await store.get_destination("other", "ops") is None
+    assert [d.name for d in await store.list_destinations("acme")] == ["ops"]
+    assert await store.delete_destination("acme", "ops")
+    assert await store.list_destinations("acme") == []
+
+
+async def test_api_keys_resolve_until_revoked(store: Store) -> None:
+    key = ApiKey(key_id="k1", tenant="acme", label="ci", created_at=T0, revoked_at=None)
+    await store.add_api_key(key, key_hash="h1")
+    assert await store.tenant_for_key("h1") == "acme"
+    assert await store.tenant_for_key("h2") is None
+    assert await store.revoke_api_key("k1", now=T0 + 1)
+    assert not await store.revoke_api_key("k1", now=T0 + 2)
+    assert await store.tenant_for_key("h1") is None
+    assert await store.list_api_keys() == [replace(key, revoked_at=T0 + 1)]
+
+
+async def test_ping_answers(store: Store) -> None:
+    await store.ping()

@@ -1,0 +1,42 @@
+"""Shared test data: obviously fake Discord ids and tokens, and request builders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WEBHOOK_ID = "112233445566778899"
+OTHER_WEBHOOK_ID = "998877665544332211"
+THREAD_ID = "223344556677889900"
+USER_ID = "334455667788990011"
+APPLICATION_ID = "445566778899001122"
+INTERACTION_ID = "1300000000000000000"
+FAKE_TOKEN = "fake-token-" + "x" * 57  # 68 characters, the shape of a real token
+INTERACTION_TOKEN = "aW50ZXJhY3Rpb24" + "y" * 80
+
+ACME_KEY = "acme-key-0123456789abcdef"
+OTHER_KEY = "other-key-0123456789abcdef"
+API_KEYS = f"acme:{ACME_KEY},other:{OTHER_KEY}"
+ACME = {"Authorization": f"Bearer {ACME_KEY}"}
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
+
+
+def webhook_url(
+    webhook_id: str = WEBHOOK_ID,
+    token: str = FAKE_TOKEN,
+    host: str = "discord.com",
+    version: str = "",
+) -> str:
+    return f"https://{host}/api{version}/webhooks/{webhook_id}/{token}"
+
+
+def submission(workflow_id: str = "wf_1", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "results": {"summary": "All clear", "deception_score": 0.12},
+        "url": "https://youtube.com/watch?v=abc",
+        "depth": "experimental",
+        "destination": {"webhook_url": webhook_url()},
+        "requester": {"user_id": USER_ID},
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
