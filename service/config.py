@@ -5,9 +5,9 @@ Build them with :func:`load_settings` and pass them down; nothing reads the envi
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/relay.db"
@@ -16,6 +16,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./data/relay.db"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
 
+    environment: Literal["development", "production"] = "production"
     database_url: str = DEFAULT_DATABASE_URL
     discord_api_base: str = "https://discord.com/api/v10"
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
@@ -52,6 +53,15 @@ class Settings(BaseSettings):
                 raise ValueError("RELAY_API_KEYS lists the same key twice")
             keys[key.strip()] = tenant.strip()
         return keys
+
+    @model_validator(mode="after")
+    def _no_placeholder_keys(self) -> Self:
+        if self.environment != "development" and any("change-me" in k for k in self.api_keys):
+            raise ValueError(
+                "RELAY_API_KEYS holds a placeholder key ('change-me'): set real keys, or "
+                "RELAY_ENVIRONMENT=development for a local trial"
+            )
+        return self
 
     @field_validator("discord_api_base")
     @classmethod
