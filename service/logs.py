@@ -11,7 +11,10 @@ from typing import Any
 from service.discord.webhook_url import mask_webhook_tokens
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is a field.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",  # uvicorn's terminal copy of msg
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -31,7 +31,6 @@ from service.domain import (
 )
 from service.errors import InvalidRequest
 
-DEAD_LANE_REASON = "webhook_dead"
 _REQUESTER_COLUMNS = ("requester_user_id", "requester_guild_id", "requester_channel_id")
 
 

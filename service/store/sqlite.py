@@ -34,7 +34,6 @@ from service.domain import (
 )
 from service.errors import Conflict, StoreError
 from service.store.base import (
-    DEAD_LANE_REASON,
     Store,
     attempt_from_row,
     decode_cursor,
@@ -227,9 +226,8 @@ class SQLiteStore(Store):
             names = ", ".join(values)
             marks = ", ".join(f":{name}" for name in values)
             conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
-            row = _result_row(conn, new.tenant, new.workflow_id)
-            assert row is not None
-            return AcceptOutcome(_record(conn, row), created=True)
+            row = {**values, "delivered_at": None, "attempts": 0, "last_error": None}
+            return AcceptOutcome(record_from_row(row, ()), created=True)
 
         return await self._write(write)
 
@@ -563,7 +561,7 @@ class SQLiteStore(Store):
                 "INSERT INTO lanes (lane, dead_reason, dead_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (lane) DO UPDATE SET dead_reason = excluded.dead_reason, "
                 "dead_at = excluded.dead_at, lease_owner = NULL, lease_expires_at = NULL",
-                (lane, reason or DEAD_LANE_REASON, now),
+                (lane, reason, now),
             )
             return int(
                 conn.execute(
