@@ -136,12 +136,17 @@ class Store(ABC):
     async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None: ...
 
     @abstractmethod
-    async def record_message(
-        self, tenant: str, workflow_id: str, message: DeliveredMessage
-    ) -> None: ...
-
-    @abstractmethod
-    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None: ...
+    async def record_delivery(
+        self,
+        tenant: str,
+        workflow_id: str,
+        attempt: Attempt,
+        message: DeliveredMessage,
+        *,
+        finished: bool,
+        now: float,
+    ) -> None:
+        """In one commit: the attempt, the delivered part, and (``finished``) the status."""
 
     @abstractmethod
     async def schedule_retry(
@@ -150,6 +155,16 @@ class Store(ABC):
 
     @abstractmethod
     async def orphan(self, tenant: str, workflow_id: str, *, reason: str, now: float) -> None: ...
+
+    @abstractmethod
+    async def redeliver(
+        self, tenant: str, workflow_id: str, *, destination: Destination | None, now: float
+    ) -> ResultRecord | None:
+        """Queue a result again from its first part, optionally to another destination.
+
+        Returns ``None`` when there is no such result; raises :class:`Conflict` when the target
+        webhook is known to be dead.
+        """
 
     @abstractmethod
     async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:

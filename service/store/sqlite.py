@@ -414,9 +414,9 @@ class SQLiteStore(Store):
                 "SELECT r.lane FROM results r LEFT JOIN lanes l ON l.lane = r.lane "
                 "WHERE r.status = 'pending' AND r.next_attempt_at <= :now "
                 "AND (l.lane IS NULL OR (l.dead_reason IS NULL AND (l.lease_owner IS NULL "
-                "OR l.lease_owner = :owner OR l.lease_expires_at <= :now))) "
+                "OR l.lease_expires_at <= :now))) "
                 "ORDER BY r.next_attempt_at LIMIT 1",
-                {"now": now, "owner": owner},
+                {"now": now},
             ).fetchone()
             if row is None:
                 return None
@@ -473,57 +473,33 @@ class SQLiteStore(Store):
         return await self._read(read)
 
     async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            result_id = _result_id(conn, tenant, workflow_id)
-            conn.execute(
-                "INSERT INTO attempts (result_id, at, part, route, outcome, http_status, "
-                "discord_code, duration_ms, error, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    result_id,
-                    attempt.at,
-                    attempt.part,
-                    attempt.route.value,
-                    attempt.outcome,
-                    attempt.http_status,
-                    attempt.discord_code,
-                    attempt.duration_ms,
-                    attempt.error,
-                    int(attempt.counts),
-                ),
-            )
-            if attempt.counts:
-                conn.execute(
-                    "UPDATE results SET attempts = attempts + 1 WHERE id = ?", (result_id,)
-                )
+        await self._write(lambda conn: _insert_attempt(conn, tenant, workflow_id, attempt))
 
-        await self._write(write)
-
-    async def record_message(
-        self, tenant: str, workflow_id: str, message: DeliveredMessage
+    async def record_delivery(
+        self,
+        tenant: str,
+        workflow_id: str,
+        attempt: Attempt,
+        message: DeliveredMessage,
+        *,
+        finished: bool,
+        now: float,
     ) -> None:
         def write(conn: sqlite3.Connection) -> None:
+            result_id = _insert_attempt(conn, tenant, workflow_id, attempt)
             conn.execute(
                 "INSERT OR REPLACE INTO messages "
                 "(result_id, part, message_id, route, delivered_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    _result_id(conn, tenant, workflow_id),
-                    message.part,
-                    message.message_id,
-                    message.route.value,
-                    message.delivered_at,
-                ),
+                (result_id, message.part, message.message_id, message.route.value, now),
             )
+            if finished:
+                conn.execute(
+                    "UPDATE results SET status = 'delivered', delivered_at = ?, "
+                    "next_attempt_at = NULL, orphan_reason = NULL, updated_at = ? WHERE id = ?",
+                    (now, now, result_id),
+                )
 
         await self._write(write)
-
-    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
-        await self._settle(
-            tenant,
-            workflow_id,
-            "status = 'delivered', delivered_at = :now, next_attempt_at = NULL, "
-            "orphan_reason = NULL, updated_at = :now",
-            {"now": now},
-        )
 
     async def schedule_retry(
         self, tenant: str, workflow_id: str, *, at: float, error: str, now: float
@@ -554,6 +530,47 @@ class SQLiteStore(Store):
                 {**params, "tenant": tenant, "workflow_id": workflow_id},
             )
         )
+
+    async def redeliver(
+        self, tenant: str, workflow_id: str, *, destination: Destination | None, now: float
+    ) -> ResultRecord | None:
+        def write(conn: sqlite3.Connection) -> ResultRecord | None:
+            row = _result_row(conn, tenant, workflow_id)
+            if row is None:
+                return None
+            target = dict(row)
+            if destination is not None:
+                target.update(
+                    destination_name=destination.name,
+                    webhook_id=destination.webhook_id,
+                    webhook_token=destination.webhook_token,
+                    thread_id=destination.thread_id,
+                    lane=destination.lane,
+                )
+            dead = conn.execute(
+                "SELECT 1 FROM lanes WHERE lane = ? AND dead_reason IS NOT NULL",
+                (target["lane"],),
+            ).fetchone()
+            if dead and target["webhook_id"] is not None:
+                raise Conflict(
+                    "the destination webhook was deleted or its token refused; "
+                    "redeliver to another destination",
+                    code="destination_dead",
+                )
+            conn.execute("DELETE FROM messages WHERE result_id = ?", (row["id"],))
+            conn.execute(
+                "UPDATE results SET status = 'pending', next_attempt_at = :now, attempts = 0, "
+                "orphan_reason = NULL, delivered_at = NULL, updated_at = :now, "
+                "destination_name = :destination_name, webhook_id = :webhook_id, "
+                "webhook_token = :webhook_token, thread_id = :thread_id, lane = :lane "
+                "WHERE id = :id",
+                {**target, "now": now},
+            )
+            updated = _result_row(conn, tenant, workflow_id)
+            assert updated is not None
+            return _record(conn, updated)
+
+        return await self._write(write)
 
     async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
@@ -606,6 +623,31 @@ def _result_id(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> int:
     if row is None:
         raise LookupError(f"no result {workflow_id!r}")
     return int(row[0])
+
+
+def _insert_attempt(
+    conn: sqlite3.Connection, tenant: str, workflow_id: str, attempt: Attempt
+) -> int:
+    result_id = _result_id(conn, tenant, workflow_id)
+    conn.execute(
+        "INSERT INTO attempts (result_id, at, part, route, outcome, http_status, discord_code, "
+        "duration_ms, error, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            result_id,
+            attempt.at,
+            attempt.part,
+            attempt.route.value,
+            attempt.outcome,
+            attempt.http_status,
+            attempt.discord_code,
+            attempt.duration_ms,
+            attempt.error,
+            int(attempt.counts),
+        ),
+    )
+    if attempt.counts:
+        conn.execute("UPDATE results SET attempts = attempts + 1 WHERE id = ?", (result_id,))
+    return result_id
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> ResultRecord:

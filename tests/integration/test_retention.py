@@ -7,7 +7,7 @@ import asyncio
 from service.metrics import Metrics
 from service.retention import DAY, purge_once, purge_periodically
 from service.store import Store
-from tests.integration.test_store_contract import T0, new
+from tests.integration.test_store_contract import T0, deliver, new
 
 
 async def test_purge_counts_what_it_removed(store: Store) -> None:
@@ -15,7 +15,7 @@ async def test_purge_counts_what_it_removed(store: Store) -> None:
     await store.accept(new("young"), now=T0 + 20 * DAY)
     await store.accept(new("old-pending"), now=T0)
     for wf in ("old", "young"):
-        await store.mark_delivered("acme", wf, now=T0 + 1)
+        await deliver(store, wf, T0 + 1)
     metrics = Metrics()
     removed = await purge_once(store, retention_days=30, now=T0 + 31 * DAY, metrics=metrics)
     assert removed == 1

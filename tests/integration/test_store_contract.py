@@ -61,6 +61,15 @@ def attempt(at: float, outcome: str = "retry", counts: bool = True, part: int = 
     )
 
 
+async def deliver(store: Store, workflow_id: str, now: float, part: int = 0) -> None:
+    message = DeliveredMessage(
+        part=part, message_id=f"m{part}", route=Route.WEBHOOK, delivered_at=now
+    )
+    await store.record_delivery(
+        "acme", workflow_id, attempt(now, "delivered", part=part), message, finished=True, now=now
+    )
+
+
 async def test_accept_commits_and_reads_back(store: Store) -> None:
     outcome = await store.accept(new("wf", url="u", depth="d", message={"content": "c"}), now=T0)
     assert outcome.created
@@ -143,10 +152,10 @@ async def test_attempts_messages_and_delivery_are_recorded(store: Store) -> None
     await store.accept(new("wf"), now=T0)
     await store.record_attempt("acme", "wf", attempt(T0 + 1))
     await store.record_attempt("acme", "wf", attempt(T0 + 2, "rate_limited", counts=False))
-    await store.record_attempt("acme", "wf", attempt(T0 + 3, "delivered", part=0))
     message = DeliveredMessage(part=0, message_id="1234", route=Route.WEBHOOK, delivered_at=T0 + 3)
-    await store.record_message("acme", "wf", message)
-    await store.mark_delivered("acme", "wf", now=T0 + 3)
+    await store.record_delivery(
+        "acme", "wf", attempt(T0 + 3, "delivered"), message, finished=True, now=T0 + 3
+    )
     record = await store.get_result("acme", "wf")
     assert record is not None
     assert record.status is Status.DELIVERED
@@ -170,6 +179,40 @@ async def test_orphan_keeps_everything_with_the_reason(store: Store) -> None:
     assert len(await store.list_attempts("acme", "wf") or []) == 1
 
 
+async def test_a_partly_delivered_result_stays_pending_with_its_parts(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    message = DeliveredMessage(part=0, message_id="m0", route=Route.WEBHOOK, delivered_at=T0 + 1)
+    await store.record_delivery(
+        "acme", "wf", attempt(T0 + 1, "delivered"), message, finished=False, now=T0 + 1
+    )
+    record = await store.get_result("acme", "wf")
+    assert record is not None
+    assert record.status is Status.PENDING and record.messages == (message,)
+
+
+async def test_redeliver_queues_again_from_the_first_part(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await deliver(store, "wf", T0 + 1)
+    record = await store.redeliver("acme", "wf", destination=OTHER_HOOK, now=T0 + 5)
+    assert record is not None
+    assert (record.status, record.messages, record.attempts) == (Status.PENDING, (), 0)
+    assert record.destination == OTHER_HOOK and record.lane == OTHER_WEBHOOK_ID
+    assert record.next_attempt_at == T0 + 5
+    assert len(await store.list_attempts("acme", "wf") or []) == 1  # history is kept
+    assert await store.claim_lane("w", now=T0 + 5, lease_seconds=30) == OTHER_WEBHOOK_ID
+    assert await store.redeliver("acme", "missing", destination=None, now=T0) is None
+
+
+async def test_redeliver_to_a_dead_webhook_is_refused(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await store.kill_lane(WEBHOOK_ID, reason="webhook_deleted", now=T0 + 1)
+    with pytest.raises(Conflict) as caught:
+        await store.redeliver("acme", "wf", destination=None, now=T0 + 2)
+    assert caught.value.code == "destination_dead"
+    moved = await store.redeliver("acme", "wf", destination=OTHER_HOOK, now=T0 + 2)
+    assert moved is not None and moved.status is Status.PENDING
+
+
 async def test_dead_lane_orphans_pending_and_new_results(store: Store) -> None:
     await store.accept(new("a"), now=T0)
     await store.accept(new("b"), now=T0)
@@ -185,10 +228,9 @@ async def test_dead_lane_orphans_pending_and_new_results(store: Store) -> None:
 async def test_purge_removes_only_old_settled_results(store: Store) -> None:
     for wf in ("old-delivered", "old-orphaned", "old-pending", "new-delivered"):
         await store.accept(new(wf), now=T0 if wf.startswith("old") else T0 + 100)
-    await store.record_attempt("acme", "old-delivered", attempt(T0 + 1))
-    await store.mark_delivered("acme", "old-delivered", now=T0 + 1)
+    await deliver(store, "old-delivered", T0 + 1)
     await store.orphan("acme", "old-orphaned", reason="x", now=T0 + 1)
-    await store.mark_delivered("acme", "new-delivered", now=T0 + 101)
+    await deliver(store, "new-delivered", T0 + 101)
     assert await store.purge(before=T0 + 50) == 2
     page = await store.list_results("acme", ResultFilter(), limit=10, cursor=None)
     assert sorted(r.workflow_id for r in page.items) == ["new-delivered", "old-pending"]

@@ -1,0 +1,1 @@
+"""Delivery: the pure retry policy and routing, and the worker that drives the sender."""
