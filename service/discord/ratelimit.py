@@ -134,9 +134,7 @@ class InvalidRequestWindow:
     asks for grows from ``slow_from`` and stops traffic near ``stop_at``, far below the ban.
     """
 
-    def __init__(
-        self, window: float = 600.0, slow_from: int = 1000, stop_at: int = 5000
-    ) -> None:
+    def __init__(self, window: float = 600.0, slow_from: int = 1000, stop_at: int = 5000) -> None:
         self.window, self.slow_from, self.stop_at = window, slow_from, stop_at
         self._times: deque[float] = deque()
 

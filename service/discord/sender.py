@@ -1,0 +1,151 @@
+"""The one place that talks to Discord: builds requests, sends them, returns an outcome value.
+
+Nothing here sleeps or retries: the worker decides what an outcome means. URLs are rebuilt from
+parsed ids on the configured API base; errors are described without the URL, so no token can
+leak into an attempt record or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from service import __version__
+from service.delivery.retry import Disposition, classify
+from service.discord.ratelimit import RateLimitInfo, parse_rate_limit
+from service.discord.render import Part
+from service.domain import Destination, Interaction
+
+USER_AGENT = f"DiscordBot (https://github.com/result-relay/result-relay, {__version__})"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=30.0, pool=10.0)
+
+
+def make_discord_client(
+    transport: httpx.AsyncBaseTransport | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+) -> httpx.AsyncClient:
+    """The process's one client for Discord: shared connection pool, explicit timeouts."""
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=timeout,
+        headers={"User-Agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        follow_redirects=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    disposition: Disposition
+    duration_ms: float
+    http_status: int | None = None
+    discord_code: int | None = None
+    message_id: str | None = None
+    rate_limit: RateLimitInfo = field(default_factory=RateLimitInfo)
+    retry_not_before: float | None = None  # seconds, from a 5xx's Retry-After
+    error: str | None = None
+    body: Any = None
+
+
+class Sender:
+    def __init__(self, client: httpx.AsyncClient, *, api_base: str) -> None:
+        self._client = client
+        self._base = api_base.rstrip("/")
+
+    async def execute(self, destination: Destination, part: Part) -> SendOutcome:
+        """Execute Webhook with ``?wait=true``, so the message id comes back."""
+        params = {"wait": "true"}
+        if destination.thread_id:
+            params["thread_id"] = destination.thread_id
+        url = f"{self._base}/webhooks/{destination.webhook_id}/{destination.webhook_token}"
+        return await self._send("POST", url, part, params)
+
+    async def follow_up(self, interaction: Interaction, part: Part) -> SendOutcome:
+        """An interaction follow-up (always answered with the message)."""
+        url = f"{self._base}/webhooks/{interaction.application_id}/{interaction.token}"
+        return await self._send("POST", url, part, {})
+
+    async def get_webhook(self, webhook_id: str, token: str) -> SendOutcome:
+        """Get Webhook with token: checks a URL without posting anything."""
+        started = time.perf_counter()
+        try:
+            response = await self._client.get(f"{self._base}/webhooks/{webhook_id}/{token}")
+        except httpx.HTTPError as exc:
+            return _failed(exc, started)
+        return _outcome(response, started)
+
+    async def _send(self, method: str, url: str, part: Part, params: dict[str, str]) -> SendOutcome:
+        started = time.perf_counter()
+        try:
+            if part.files:
+                files = [
+                    (f"files[{i}]", (f.filename, f.content, f.content_type))
+                    for i, f in enumerate(part.files)
+                ]
+                response = await self._client.request(
+                    method,
+                    url,
+                    params=params,
+                    data={"payload_json": json.dumps(part.payload, ensure_ascii=False)},
+                    files=files,
+                )
+            else:
+                response = await self._client.request(method, url, params=params, json=part.payload)
+        except httpx.HTTPError as exc:
+            return _failed(exc, started)
+        return _outcome(response, started)
+
+
+def _elapsed(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
+    # A request that never left is safe to send again; one without an answer may have landed.
+    not_sent = isinstance(exc, httpx.ConnectError | httpx.TimeoutException | httpx.WriteError) and (
+        not isinstance(exc, httpx.ReadTimeout)
+    )
+    return SendOutcome(
+        disposition=Disposition.TRANSIENT if not_sent else Disposition.AMBIGUOUS,
+        duration_ms=_elapsed(started),
+        error=type(exc).__name__,  # never str(exc): it may quote the request
+    )
+
+
+def _outcome(response: httpx.Response, started: float) -> SendOutcome:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:200]
+    code = body.get("code") if isinstance(body, dict) else None
+    code = code if isinstance(code, int) else None
+    disposition = classify(response.status_code, code)
+    message_id = None
+    if disposition is Disposition.DELIVERED and isinstance(body, dict):
+        message_id = str(body.get("id")) if body.get("id") is not None else None
+    error = None
+    if disposition is not Disposition.DELIVERED:
+        detail = body.get("message") if isinstance(body, dict) else None
+        error = f"HTTP {response.status_code}" + (f" {code}" if code else "")
+        error += f": {str(detail)[:200]}" if detail else ""
+    retry_after = response.headers.get("retry-after")
+    not_before = None
+    if disposition is Disposition.TRANSIENT and retry_after is not None:
+        try:
+            not_before = float(retry_after)
+        except ValueError:
+            not_before = None
+    return SendOutcome(
+        disposition=disposition,
+        duration_ms=_elapsed(started),
+        http_status=response.status_code,
+        discord_code=code,
+        message_id=message_id,
+        rate_limit=parse_rate_limit(response.status_code, response.headers, body),
+        retry_not_before=not_before,
+        error=error,
+        body=body if isinstance(body, dict) else None,
+    )
