@@ -7,17 +7,20 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import yaml
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from service import __version__
-from service.api import health, results
+from service.api import destinations, health, results
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
 from service.auth import Authenticator
 from service.config import Settings
+from service.delivery.worker import Worker
+from service.discord.sender import Sender, make_discord_client
 from service.metrics import Metrics
 from service.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from service.retention import purge_periodically
@@ -44,22 +47,40 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
     background: bool = True,
+    discord_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the app. ``store`` and ``clock`` are for tests; ``background`` runs retention."""
+    """Build the app.
+
+    ``background`` runs the delivery worker (when ``RELAY_WORKER_ENABLED``) and retention; tests
+    leave it off and call ``app.state.services.worker.drain()``. ``store``, ``clock`` and
+    ``discord_transport`` (e.g. the emulator through ``httpx.ASGITransport``) are for tests.
+    """
     store = store if store is not None else make_store(settings.database_url)
     metrics = Metrics()
+    client = make_discord_client(discord_transport)
+    sender = Sender(client, api_base=settings.discord_api_base)
+    worker = (
+        Worker(store=store, sender=sender, settings=settings, metrics=metrics, clock=clock)
+        if settings.worker_enabled
+        else None
+    )
     services = Services(
         settings=settings,
         store=store,
         auth=Authenticator(store, settings.api_keys),
         metrics=metrics,
         clock=clock,
+        sender=sender,
+        worker=worker,
+        worker_expected=background and worker is not None,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         tasks: list[asyncio.Task[None]] = []
+        if background and worker is not None:
+            tasks.append(asyncio.create_task(worker.run(), name="delivery-worker"))
         if background:
             tasks.append(
                 asyncio.create_task(
@@ -76,11 +97,14 @@ def create_app(
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await client.aclose()
             await store.close()
 
     app = FastAPI(
@@ -91,6 +115,7 @@ def create_app(
     )
     app.state.services = services
     app.include_router(results.router)
+    app.include_router(destinations.router)
     app.include_router(health.router)
     install_error_handlers(app)
     Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,14 +41,26 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run the HTTP API (and, once it exists, the delivery worker)",
-        description="Run the HTTP API on HOST:PORT until SIGINT or SIGTERM.",
+        help="run the HTTP API and the delivery worker",
+        description="Run the HTTP API on HOST:PORT, with the delivery worker and retention in "
+        "the same process, until SIGINT or SIGTERM.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the delivery worker alone (no HTTP API)",
+        description="Deliver pending results until SIGINT or SIGTERM, then finish the requests "
+        "in flight and release the lanes. Without the API in the same process it finds new "
+        "work by polling every RELAY_POLL_SECONDS.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.set_defaults(run=_worker)
 
     keys = commands.add_parser(
         "keys",
@@ -116,6 +129,37 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.delivery.worker import Worker
+    from service.discord.sender import Sender, make_discord_client
+
+    async def run() -> None:
+        store = make_store(settings.database_url)
+        await store.open()
+        client = make_discord_client()
+        worker = Worker(
+            store=store,
+            sender=Sender(client, api_base=settings.discord_api_base),
+            settings=settings,
+            metrics=Metrics(),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        task = asyncio.create_task(worker.run())
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+            await task
+            await client.aclose()
+            await store.close()
+
+    asyncio.run(run())
     return 0
 
 

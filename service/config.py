@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=600.0, gt=0)
     interaction_margin_seconds: float = Field(default=60.0, ge=0)
     global_rps: float = Field(default=45.0, gt=0)
+    worker_enabled: bool = Field(default=True, description="Run the delivery worker in serve.")
+    worker_lanes: int = Field(default=64, ge=1, description="Lanes one process works at once.")
+    lease_seconds: float = Field(default=30.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 

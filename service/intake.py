@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from service.api.schemas import ResultCreate
+from service.api.schemas import DestinationIn, ResultCreate
 from service.discord.webhook_url import parse_webhook_url
 from service.domain import AcceptOutcome, Destination, Interaction, NewResult, Requester
 from service.errors import InvalidRequest
@@ -24,9 +24,9 @@ def body_hash(payload: ResultCreate) -> str:
 
 
 async def resolve_destination(
-    store: Store, tenant: str, payload: ResultCreate
+    store: Store, tenant: str, wanted: DestinationIn | None
 ) -> Destination | None:
-    wanted = payload.destination
+    """A destination as sent (a webhook URL, or a registered name) as the store keeps it."""
     if wanted is None:
         return None
     if wanted.webhook_url is not None:
@@ -66,7 +66,7 @@ async def submit_result(
         message=payload.message.model_dump(mode="json", exclude_none=True)
         if payload.message
         else None,
-        destination=await resolve_destination(store, tenant, payload),
+        destination=await resolve_destination(store, tenant, payload.destination),
         interaction=Interaction(
             application_id=interaction.application_id,
             interaction_id=interaction.interaction_id,

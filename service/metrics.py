@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # The ``*_created`` series double every counter and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -29,4 +29,52 @@ class Metrics:
         )
         self.results_purged = Counter(
             "relay_results_purged_total", "Results removed by retention.", registry=r
+        )
+        self.deliveries = Counter(
+            "relay_deliveries_total",
+            "Results settled by the worker, by outcome (delivered, orphaned) and route.",
+            ["outcome", "route"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "relay_delivery_attempts_total",
+            "Requests to Discord, by status class (2xx, 4xx, 429, 5xx, error).",
+            ["status_class"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "relay_rate_limited_total",
+            "429 answers from Discord, by scope (user, shared, global, cloudflare).",
+            ["scope"],
+            registry=r,
+        )
+        self.ambiguous = Counter(
+            "relay_ambiguous_attempts_total",
+            "Requests sent without an answer: the message may have been posted.",
+            registry=r,
+        )
+        self.pending = Gauge("relay_results_pending", "Results waiting for delivery.", registry=r)
+        self.oldest_pending_age = Gauge(
+            "relay_oldest_pending_age_seconds",
+            "Age of the oldest pending result (0 when none).",
+            registry=r,
+        )
+        self.latency = Histogram(
+            "relay_accept_to_delivered_seconds",
+            "Time from accept to the last part delivered.",
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.session_closed = Counter(
+            "discord_session_closed_total",
+            "Interactions that could not be used, by stage (expired before sending, "
+            "refused by Discord).",
+            ["stage"],
+            registry=r,
+        )
+        self.persisted = Counter(
+            "workflow_results_persisted_total",
+            "Results kept as orphaned for retrieval, by reason.",
+            ["reason"],
+            registry=r,
         )

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from service.api.deps import Services
 from service.app import create_app
 from service.config import Settings, load_settings
+from service.delivery.worker import Worker
 from service.store.sqlite import SQLiteStore
+from service.testing import DiscordEmulator
 from tests.support import API_KEYS
 
 
@@ -46,10 +50,41 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def client(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
-    """The whole app in-process, with its lifespan, behind httpx."""
-    app = create_app(settings, clock=clock, background=False)
+def emulator(clock: Clock) -> DiscordEmulator:
+    """Discord, in-process; it shares the test's wall clock for snowflakes and token expiry."""
+    return DiscordEmulator(wall_clock=clock)
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, clock: Clock, emulator: DiscordEmulator
+) -> AsyncIterator[FastAPI]:
+    """The whole app in-process with its lifespan; Discord is the emulator. The worker does not
+    run on its own: tests call ``worker.drain()``."""
+    app = create_app(
+        settings,
+        clock=clock,
+        background=False,
+        discord_transport=httpx.ASGITransport(app=emulator.app),
+    )
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
-            yield http
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
+        yield http
+
+
+@pytest.fixture
+def services(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+@pytest.fixture
+def worker(services: Services) -> Worker:
+    assert services.worker is not None
+    return services.worker

@@ -11,6 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import Authenticator
 from service.config import Settings
+from service.delivery.worker import Worker
+from service.discord.sender import Sender
 from service.metrics import Metrics
 from service.store import Store
 
@@ -24,6 +26,14 @@ class Services:
     auth: Authenticator
     metrics: Metrics
     clock: Callable[[], float]
+    sender: Sender
+    worker: Worker | None = None
+    worker_expected: bool = False  # readiness requires it only when serve runs it
+
+    def notify(self) -> None:
+        """Tell the in-process worker that new work is due."""
+        if self.worker is not None:
+            self.worker.notify()
 
 
 def _services(request: Request) -> Services:

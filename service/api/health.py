@@ -30,6 +30,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         checks["store"] = "ok"
     except StoreError:
         checks["store"] = "unreachable"
+    if services.worker is not None and services.worker_expected:
+        checks["worker"] = "ok" if services.worker.alive else "stopped"
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ready else "not_ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

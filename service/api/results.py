@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import MetricsDep, NowDep, StoreDep, TenantDep
+from service.api.deps import MetricsDep, NowDep, ServicesDep, StoreDep, TenantDep
 from service.api.schemas import (
     AttemptPublic,
     AttemptsPublic,
     ErrorResponse,
+    RedeliverRequest,
     ResultCreate,
     ResultPublic,
     ResultsPublic,
@@ -22,7 +23,7 @@ from service.api.schemas import (
 )
 from service.domain import ResultFilter, Status
 from service.errors import NotFound
-from service.intake import submit_result
+from service.intake import resolve_destination, submit_result
 
 router = APIRouter(
     prefix="/v1/results",
@@ -55,13 +56,18 @@ async def create_result(
     payload: ResultCreate,
     response: Response,
     tenant: TenantDep,
-    store: StoreDep,
-    metrics: MetricsDep,
+    services: ServicesDep,
     now: NowDep,
 ) -> ResultPublic:
-    """Commit the result durably, then answer: 202 means it is on disk and will be delivered."""
-    outcome = await submit_result(store=store, tenant=tenant, payload=payload, now=now)
+    """Commit the result durably, then answer: 202 means it is on disk and will be delivered,
+    or, when its webhook is known to be dead, kept as orphaned (the status says so)."""
+    outcome = await submit_result(store=services.store, tenant=tenant, payload=payload, now=now)
+    metrics = services.metrics
     metrics.results_accepted.labels("created" if outcome.created else "duplicate").inc()
+    if outcome.created and outcome.record.status is Status.PENDING:
+        services.notify()
+    elif outcome.created and outcome.record.orphan_reason:
+        metrics.persisted.labels(outcome.record.orphan_reason).inc()
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/results/{payload.workflow_id}"
@@ -137,6 +143,36 @@ async def list_attempts(workflow_id: str, tenant: TenantDep, store: StoreDep) ->
             for a in attempts
         ]
     )
+
+
+@router.post(
+    "/{workflow_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ResultPublic,
+    summary="Deliver a result again, optionally to another destination",
+    responses={
+        **_not_found,
+        409: {"model": ErrorResponse, "description": "The target webhook is dead"},
+        422: {"model": ErrorResponse, "description": "The destination is invalid"},
+    },
+)
+async def redeliver_result(
+    workflow_id: str,
+    tenant: TenantDep,
+    services: ServicesDep,
+    now: NowDep,
+    body: RedeliverRequest | None = None,
+) -> ResultPublic:
+    """All parts are sent again (earlier attempts stay in the history)."""
+    if await services.store.get_result(tenant, workflow_id) is None:
+        raise _missing(workflow_id)
+    wanted = body.destination if body else None
+    destination = await resolve_destination(services.store, tenant, wanted)
+    record = await services.store.redeliver(tenant, workflow_id, destination=destination, now=now)
+    if record is None:
+        raise _missing(workflow_id)
+    services.notify()
+    return public_from_record(record)
 
 
 @router.delete(

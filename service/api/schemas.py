@@ -132,6 +132,17 @@ class ResultCreate(_Strict):
         return self
 
 
+class RedeliverRequest(_Strict):
+    destination: DestinationIn | None = Field(
+        default=None, description="Deliver here instead of the result's own destination."
+    )
+
+
+class DestinationCreate(_Strict):
+    webhook_url: WebhookUrl = Field(description="A channel webhook URL copied from Discord.")
+    thread_id: Snowflake | None = Field(default=None, description="Post into this thread.")
+
+
 # -- responses ---------------------------------------------------------------------------------
 
 
@@ -139,6 +150,10 @@ class DestinationPublic(BaseModel):
     name: str | None
     webhook_id: str
     thread_id: str | None
+
+
+class DestinationsPublic(BaseModel):
+    items: list[DestinationPublic]
 
 
 class InteractionPublic(BaseModel):

@@ -129,8 +129,9 @@ class Store(ABC):
         """Pending results of a lane whose next attempt is due, oldest first."""
 
     @abstractmethod
-    async def next_due_at(self) -> float | None:
-        """The earliest next attempt over all live lanes, for the worker's sleep."""
+    async def next_due_at(self, *, now: float) -> float | None:
+        """When a claim may next find work: the earliest due time over live lanes, counting a
+        lane leased by someone as due when its lease runs out. For the worker's sleep."""
 
     @abstractmethod
     async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None: ...
@@ -147,6 +148,10 @@ class Store(ABC):
         now: float,
     ) -> None:
         """In one commit: the attempt, the delivered part, and (``finished``) the status."""
+
+    @abstractmethod
+    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
+        """Every part is out (used when a re-render found nothing left to send)."""
 
     @abstractmethod
     async def schedule_retry(

@@ -462,11 +462,14 @@ class SQLiteStore(Store):
 
         return await self._read(read)
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, *, now: float) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                "SELECT MIN(r.next_attempt_at) FROM results r LEFT JOIN lanes l "
-                "ON l.lane = r.lane WHERE r.status = 'pending' AND l.dead_reason IS NULL"
+                "SELECT MIN(CASE WHEN l.lease_expires_at > :now "
+                "THEN MAX(r.next_attempt_at, l.lease_expires_at) ELSE r.next_attempt_at END) "
+                "FROM results r LEFT JOIN lanes l ON l.lane = r.lane "
+                "WHERE r.status = 'pending' AND l.dead_reason IS NULL",
+                {"now": now},
             ).fetchone()
             return row[0] if row else None
 
@@ -500,6 +503,15 @@ class SQLiteStore(Store):
                 )
 
         await self._write(write)
+
+    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
+        await self._settle(
+            tenant,
+            workflow_id,
+            "status = 'delivered', delivered_at = :now, next_attempt_at = NULL, "
+            "orphan_reason = NULL, updated_at = :now",
+            {"now": now},
+        )
 
     async def schedule_retry(
         self, tenant: str, workflow_id: str, *, at: float, error: str, now: float

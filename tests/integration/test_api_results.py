@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from service.store import Store
+from service.api.deps import Services
+from service.auth import hash_key, new_api_key
 from tests.conftest import Clock
 from tests.support import ACME, FAKE_TOKEN, OTHER, USER_ID, WEBHOOK_ID, submission
 
@@ -84,10 +85,10 @@ async def test_v1_needs_a_valid_key_and_health_does_not(client: httpx.AsyncClien
         assert (await client.get(path)).status_code == 200
 
 
-async def test_stored_keys_work_until_revoked(client: httpx.AsyncClient, clock: Clock) -> None:
-    from service.auth import hash_key, new_api_key
-
-    store: Store = client._transport.app.state.services.store  # type: ignore[attr-defined]
+async def test_stored_keys_work_until_revoked(
+    client: httpx.AsyncClient, services: Services, clock: Clock
+) -> None:
+    store = services.store
     key, secret = new_api_key("team", "ci", clock())
     await store.add_api_key(key, key_hash=hash_key(secret))
     headers = {"Authorization": f"Bearer {secret}"}
@@ -169,9 +170,9 @@ async def test_attempts_of_a_new_result_are_empty(client: httpx.AsyncClient) -> 
 
 
 async def test_body_over_the_limit_is_413_before_validation(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, services: Services
 ) -> None:
-    limit = client._transport.app.state.services.settings.max_body_bytes  # type: ignore[attr-defined]
+    limit = services.settings.max_body_bytes
     big = submission("wf_big", results={"blob": "x" * limit})
     response = await client.post("/v1/results", json=big, headers=ACME)
     assert response.status_code == 413

@@ -127,6 +127,7 @@ async def test_claim_leases_one_lane_to_one_owner(store: Store) -> None:
     second = await store.claim_lane("w2", now=T0 + 2, lease_seconds=30)
     assert {first, second} == {WEBHOOK_ID, OTHER_WEBHOOK_ID}
     assert await store.claim_lane("w3", now=T0 + 2, lease_seconds=30) is None
+    assert await store.next_due_at(now=T0 + 2) == T0 + 32  # when the first lease runs out
     # a lease renewed in time holds; one that lapsed is taken over
     assert await store.renew_lease("w1", first, now=T0 + 20, lease_seconds=30)  # type: ignore[arg-type]
     assert await store.claim_lane("w3", now=T0 + 40, lease_seconds=30) == second
@@ -141,7 +142,7 @@ async def test_results_waiting_to_retry_are_not_due(store: Store) -> None:
     await store.schedule_retry("acme", "a", at=T0 + 100, error="503", now=T0 + 2)
     due = await store.due_results(WEBHOOK_ID, now=T0 + 3, limit=10)
     assert [r.workflow_id for r in due] == ["b"]
-    assert await store.next_due_at() == T0 + 1
+    assert await store.next_due_at(now=T0 + 3) == T0 + 1
     later = await store.due_results(WEBHOOK_ID, now=T0 + 100, limit=10)
     assert [r.workflow_id for r in later] == ["a", "b"]
     record = await store.get_result("acme", "a")

@@ -1,0 +1,111 @@
+"""``/v1/destinations``: named channel webhooks, checked with Discord before they are kept."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response, status
+
+from service.api.deps import NowDep, ServicesDep, StoreDep, TenantDep
+from service.api.schemas import (
+    DESTINATION_NAME_PATTERN,
+    DestinationCreate,
+    DestinationPublic,
+    DestinationsPublic,
+    ErrorResponse,
+)
+from service.delivery.retry import Disposition
+from service.discord.webhook_url import parse_webhook_url
+from service.domain import Destination
+from service.errors import InvalidRequest, NotFound, RelayError
+
+router = APIRouter(
+    prefix="/v1/destinations",
+    tags=["destinations"],
+    responses={401: {"model": ErrorResponse, "description": "Missing or invalid API key"}},
+)
+Name = Annotated[str, Path(pattern=DESTINATION_NAME_PATTERN)]
+_not_found: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No destination with that name"}
+}
+
+
+class DiscordUnavailable(RelayError):
+    status_code = 503
+    code = "discord_unavailable"
+
+
+def _public(destination: Destination) -> DestinationPublic:
+    return DestinationPublic(
+        name=destination.name, webhook_id=destination.webhook_id, thread_id=destination.thread_id
+    )
+
+
+@router.put(
+    "/{name}",
+    response_model=DestinationPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register (or replace) a named channel webhook",
+    responses={
+        200: {"model": DestinationPublic, "description": "Replaced an existing destination"},
+        422: {"model": ErrorResponse, "description": "Invalid URL, or Discord refused it"},
+        503: {"model": ErrorResponse, "description": "Discord could not be asked right now"},
+    },
+)
+async def put_destination(
+    name: Name,
+    body: DestinationCreate,
+    response: Response,
+    tenant: TenantDep,
+    services: ServicesDep,
+    now: NowDep,
+) -> DestinationPublic:
+    """Checks the webhook with Discord's Get Webhook (nothing is posted), then keeps it."""
+    ref = parse_webhook_url(body.webhook_url)
+    check = await services.sender.get_webhook(ref.webhook_id, ref.token)
+    if check.disposition is Disposition.DEAD_WEBHOOK:
+        raise InvalidRequest(
+            "Discord says this webhook does not exist or its token is wrong",
+            code="webhook_not_found",
+        )
+    if check.disposition is Disposition.PERMANENT:
+        raise InvalidRequest(f"Discord refused the webhook ({check.error})", code="webhook_refused")
+    if check.disposition is not Disposition.DELIVERED:
+        raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
+    destination = Destination(
+        webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=body.thread_id, name=name
+    )
+    created = await services.store.put_destination(tenant, destination, now=now)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _public(destination)
+
+
+@router.get("", response_model=DestinationsPublic, summary="List destinations (no tokens)")
+async def list_destinations(tenant: TenantDep, store: StoreDep) -> DestinationsPublic:
+    return DestinationsPublic(items=[_public(d) for d in await store.list_destinations(tenant)])
+
+
+@router.get(
+    "/{name}",
+    response_model=DestinationPublic,
+    summary="Read one destination",
+    responses=_not_found,
+)
+async def get_destination(name: str, tenant: TenantDep, store: StoreDep) -> DestinationPublic:
+    destination = await store.get_destination(tenant, name)
+    if destination is None:
+        raise NotFound(f"no destination named {name!r}")
+    return _public(destination)
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a destination (results already sent to it are kept)",
+    responses=_not_found,
+)
+async def delete_destination(name: str, tenant: TenantDep, store: StoreDep) -> Response:
+    if not await store.delete_destination(tenant, name):
+        raise NotFound(f"no destination named {name!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
