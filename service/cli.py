@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import re
 import signal
 import sys
 import time
@@ -22,6 +24,7 @@ from service.retention import purge_once
 from service.store import Store, make_store
 
 T = TypeVar("T")
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 EPILOG = """\
 Settings come from RELAY_* environment variables (see README.md), for example
@@ -69,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = key_commands.add_parser("create", help="create a key for a tenant and print it once")
-    create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
+    create.add_argument(
+        "--tenant", required=True, type=_tenant, help="the tenant the key belongs to"
+    )
     create.add_argument("--label", help="a note to recognise the key by")
     create.set_defaults(run=_keys_create)
     listing = key_commands.add_parser("list", help="list keys (never the secrets)")
@@ -85,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         "(pending results are never purged).",
     )
     purge.add_argument(
-        "--older-than-days", type=float, help="override RELAY_RETENTION_DAYS for this run"
+        "--older-than-days",
+        type=_days,
+        help="override RELAY_RETENTION_DAYS for this run (0 or more)",
     )
     purge.set_defaults(run=_purge)
 
@@ -97,6 +104,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     openapi.set_defaults(run=_openapi)
     return parser
+
+
+def _tenant(value: str) -> str:
+    if not TENANT_PATTERN.fullmatch(value):
+        raise argparse.ArgumentTypeError("a tenant is 1-64 of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days < 0:
+        raise argparse.ArgumentTypeError("days must be a number, 0 or more")
+    return days
 
 
 def main(argv: Sequence[str] | None = None) -> int:

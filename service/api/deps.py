@@ -1,4 +1,4 @@
-"""Dependency aliases for the routers: the app's services, the clock and the caller's tenant."""
+"""Dependency aliases for the routers: the app's services, and the authenticated caller."""
 
 from __future__ import annotations
 
@@ -36,42 +36,47 @@ class Services:
             self.worker.notify()
 
 
-def _services(request: Request) -> Services:
+# Async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool, a hop per request.
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
 ServicesDep = Annotated[Services, Depends(_services)]
 
-
-def _store(services: ServicesDep) -> Store:
-    return services.store
-
-
-def _metrics(services: ServicesDep) -> Metrics:
-    return services.metrics
-
-
-def _now(services: ServicesDep) -> float:
-    return services.clock()
-
-
 _bearer = HTTPBearer(auto_error=False, description="An API key of your tenant.")
 
 
-async def _tenant(
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request: its tenant and the app's services."""
+
+    tenant: str
+    services: Services
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.services.metrics
+
+    def now(self) -> float:
+        return self.services.clock()
+
+
+# One dependency per request, not one per service: FastAPI's resolution costs per dependency.
+async def _caller(
     request: Request,
-    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> str:
+) -> Caller:
+    services: Services = request.app.state.services
     tenant = await services.auth.tenant_for(
         f"{credentials.scheme} {credentials.credentials}" if credentials else None
     )
     request.state.tenant = tenant
-    return tenant
+    return Caller(tenant=tenant, services=services)
 
 
-StoreDep = Annotated[Store, Depends(_store)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
-NowDep = Annotated[float, Depends(_now)]
-TenantDep = Annotated[str, Depends(_tenant)]
+CallerDep = Annotated[Caller, Depends(_caller)]

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from service.api.deps import NowDep, ServicesDep, StoreDep, TenantDep
+from service.api.deps import CallerDep
 from service.api.schemas import (
     DESTINATION_NAME_PATTERN,
     DestinationCreate,
@@ -53,16 +53,11 @@ def _public(destination: Destination) -> DestinationPublic:
     },
 )
 async def put_destination(
-    name: Name,
-    body: DestinationCreate,
-    response: Response,
-    tenant: TenantDep,
-    services: ServicesDep,
-    now: NowDep,
+    name: Name, body: DestinationCreate, response: Response, caller: CallerDep
 ) -> DestinationPublic:
     """Checks the webhook with Discord's Get Webhook (nothing is posted), then keeps it."""
     ref = parse_webhook_url(body.webhook_url)
-    check = await services.sender.get_webhook(ref.webhook_id, ref.token)
+    check = await caller.services.sender.get_webhook(ref.webhook_id, ref.token)
     if check.disposition is Disposition.DEAD_WEBHOOK:
         raise InvalidRequest(
             "Discord says this webhook does not exist or its token is wrong",
@@ -75,15 +70,16 @@ async def put_destination(
     destination = Destination(
         webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=body.thread_id, name=name
     )
-    created = await services.store.put_destination(tenant, destination, now=now)
+    created = await caller.store.put_destination(caller.tenant, destination, now=caller.now())
     if not created:
         response.status_code = status.HTTP_200_OK
     return _public(destination)
 
 
 @router.get("", response_model=DestinationsPublic, summary="List destinations (no tokens)")
-async def list_destinations(tenant: TenantDep, store: StoreDep) -> DestinationsPublic:
-    return DestinationsPublic(items=[_public(d) for d in await store.list_destinations(tenant)])
+async def list_destinations(caller: CallerDep) -> DestinationsPublic:
+    destinations = await caller.store.list_destinations(caller.tenant)
+    return DestinationsPublic(items=[_public(d) for d in destinations])
 
 
 @router.get(
@@ -92,8 +88,8 @@ async def list_destinations(tenant: TenantDep, store: StoreDep) -> DestinationsP
     summary="Read one destination",
     responses=_not_found,
 )
-async def get_destination(name: str, tenant: TenantDep, store: StoreDep) -> DestinationPublic:
-    destination = await store.get_destination(tenant, name)
+async def get_destination(name: str, caller: CallerDep) -> DestinationPublic:
+    destination = await caller.store.get_destination(caller.tenant, name)
     if destination is None:
         raise NotFound(f"no destination named {name!r}")
     return _public(destination)
@@ -105,7 +101,7 @@ async def get_destination(name: str, tenant: TenantDep, store: StoreDep) -> Dest
     summary="Remove a destination (results already sent to it are kept)",
     responses=_not_found,
 )
-async def delete_destination(name: str, tenant: TenantDep, store: StoreDep) -> Response:
-    if not await store.delete_destination(tenant, name):
+async def delete_destination(name: str, caller: CallerDep) -> Response:
+    if not await caller.store.delete_destination(caller.tenant, name):
         raise NotFound(f"no destination named {name!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import MetricsDep, NowDep, ServicesDep, StoreDep, TenantDep
+from service.api.deps import CallerDep
 from service.api.schemas import (
     AttemptPublic,
     AttemptsPublic,
@@ -52,26 +52,25 @@ def _missing(workflow_id: str) -> NotFound:
         422: {"model": ErrorResponse, "description": "A field breaks a rule; `code` names it"},
     },
 )
-async def create_result(
-    payload: ResultCreate,
-    response: Response,
-    tenant: TenantDep,
-    services: ServicesDep,
-    now: NowDep,
-) -> ResultPublic:
+async def create_result(payload: ResultCreate, caller: CallerDep) -> Response:
     """Commit the result durably, then answer: 202 means it is on disk and will be delivered,
     or, when its webhook is known to be dead, kept as orphaned (the status says so)."""
-    outcome = await submit_result(store=services.store, tenant=tenant, payload=payload, now=now)
-    metrics = services.metrics
+    outcome = await submit_result(
+        store=caller.store, tenant=caller.tenant, payload=payload, now=caller.now()
+    )
+    metrics = caller.metrics
     metrics.results_accepted.labels("created" if outcome.created else "duplicate").inc()
     if outcome.created and outcome.record.status is Status.PENDING:
-        services.notify()
+        caller.services.notify()
     elif outcome.created and outcome.record.orphan_reason:
         metrics.persisted.labels(outcome.record.orphan_reason).inc()
-    if not outcome.created:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/results/{payload.workflow_id}"
-    return public_from_record(outcome.record)
+    # Serialized here in one pass: FastAPI would validate the model again and encode it twice.
+    return Response(
+        public_from_record(outcome.record).model_dump_json(),
+        status_code=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK,
+        media_type="application/json",
+        headers={"Location": f"/v1/results/{payload.workflow_id}"},
+    )
 
 
 @router.get(
@@ -81,8 +80,7 @@ async def create_result(
     responses={422: {"model": ErrorResponse, "description": "A query parameter is invalid"}},
 )
 async def list_results(
-    tenant: TenantDep,
-    store: StoreDep,
+    caller: CallerDep,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     url: Annotated[str | None, Query(max_length=2048)] = None,
     requester_id: Annotated[Snowflake | None, Query()] = None,
@@ -98,7 +96,7 @@ async def list_results(
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
     )
-    page = await store.list_results(tenant, filters, limit=limit, cursor=cursor)
+    page = await caller.store.list_results(caller.tenant, filters, limit=limit, cursor=cursor)
     return ResultsPublic(
         items=[summary_from_record(r) for r in page.items], next_cursor=page.next_cursor
     )
@@ -110,8 +108,8 @@ async def list_results(
     summary="Read one result: status, results, messages, retrieval info",
     responses=_not_found,
 )
-async def get_result(workflow_id: str, tenant: TenantDep, store: StoreDep) -> ResultPublic:
-    record = await store.get_result(tenant, workflow_id)
+async def get_result(workflow_id: str, caller: CallerDep) -> ResultPublic:
+    record = await caller.store.get_result(caller.tenant, workflow_id)
     if record is None:
         raise _missing(workflow_id)
     return public_from_record(record)
@@ -123,8 +121,8 @@ async def get_result(workflow_id: str, tenant: TenantDep, store: StoreDep) -> Re
     summary="Every delivery attempt of a result, in order",
     responses=_not_found,
 )
-async def list_attempts(workflow_id: str, tenant: TenantDep, store: StoreDep) -> AttemptsPublic:
-    attempts = await store.list_attempts(tenant, workflow_id)
+async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
+    attempts = await caller.store.list_attempts(caller.tenant, workflow_id)
     if attempts is None:
         raise _missing(workflow_id)
     return AttemptsPublic(
@@ -157,21 +155,18 @@ async def list_attempts(workflow_id: str, tenant: TenantDep, store: StoreDep) ->
     },
 )
 async def redeliver_result(
-    workflow_id: str,
-    tenant: TenantDep,
-    services: ServicesDep,
-    now: NowDep,
-    body: RedeliverRequest | None = None,
+    workflow_id: str, caller: CallerDep, body: RedeliverRequest | None = None
 ) -> ResultPublic:
     """All parts are sent again (earlier attempts stay in the history)."""
-    if await services.store.get_result(tenant, workflow_id) is None:
+    store, tenant = caller.store, caller.tenant
+    if await store.get_result(tenant, workflow_id) is None:
         raise _missing(workflow_id)
     wanted = body.destination if body else None
-    destination = await resolve_destination(services.store, tenant, wanted)
-    record = await services.store.redeliver(tenant, workflow_id, destination=destination, now=now)
+    destination = await resolve_destination(store, tenant, wanted)
+    record = await store.redeliver(tenant, workflow_id, destination=destination, now=caller.now())
     if record is None:
         raise _missing(workflow_id)
-    services.notify()
+    caller.services.notify()
     return public_from_record(record)
 
 
@@ -181,10 +176,8 @@ async def redeliver_result(
     summary="Remove a result and its history",
     responses=_not_found,
 )
-async def delete_result(
-    workflow_id: str, tenant: TenantDep, store: StoreDep, metrics: MetricsDep
-) -> Response:
-    if not await store.delete_result(tenant, workflow_id):
+async def delete_result(workflow_id: str, caller: CallerDep) -> Response:
+    if not await caller.store.delete_result(caller.tenant, workflow_id):
         raise _missing(workflow_id)
-    metrics.results_deleted.inc()
+    caller.metrics.results_deleted.inc()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -47,10 +47,11 @@ from service.testing.models import (
     ReceivedAttachment,
     ReceivedMessage,
 )
-from service.testing.server import EmulatorServer
+from service.testing.server import AppServer, EmulatorServer
 
 __all__ = [
     "FAULT_KINDS",
+    "AppServer",
     "ConnectionDropped",
     "DiscordEmulator",
     "EmulatedInteraction",

@@ -11,7 +11,7 @@ import uvicorn
 
 from service.testing.emulator import DiscordEmulator
 from service.testing.schema import SPEC_ENV
-from service.testing.server import uvicorn_config
+from service.testing.server import EmulatorServer
 
 
 def _limit(text: str) -> tuple[int, float]:
@@ -54,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Compile the spec before serving so the first request is not the slow one.
     emulator.load_schema()
-    config = uvicorn_config(emulator, host=args.host, port=args.port, log_level=args.log_level)
+    server = EmulatorServer(emulator, host=args.host, port=args.port, log_level=args.log_level)
     print(f"discord emulator: api base http://{args.host}:{args.port}/api/v10", file=sys.stderr)
-    uvicorn.Server(config).run()
+    uvicorn.Server(server.config(args.port)).run()
     return 0
 
 

@@ -13,6 +13,7 @@ from service.testing import DiscordEmulator, snowflake_time
 from tests.emulator.support import WALL_START, FakeClock, body, followup_path, hook_path
 
 EXPECTED = {
+    "AppServer",
     "FAULT_KINDS",
     "ConnectionDropped",
     "DiscordEmulator",

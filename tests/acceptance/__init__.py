@@ -1,0 +1,1 @@
+"""Acceptance tests: real ``result-relay`` processes over real sockets (marker ``acceptance``)."""
