@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import re
 import signal
@@ -95,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
         help="override RELAY_RETENTION_DAYS for this run (0 or more)",
     )
     purge.set_defaults(run=_purge)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole loop on this machine: Discord emulator, service and a sample bot",
+        description="Start the Discord emulator and the service on free local ports, hand over "
+        "a few results as a bot would, and print what Discord received and how to read back "
+        "what could not be delivered. Needs no Discord account and leaves nothing behind.",
+    )
+    demo.set_defaults(run=_demo)
 
     openapi = commands.add_parser(
         "openapi",
@@ -237,6 +247,13 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"purged {removed} result(s) older than {days:g} days")
     return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from service.demo import run_demo
+
+    logging.getLogger().setLevel(logging.WARNING)  # the demo's own output tells the story
+    return run_demo(sys.stdout)
 
 
 def _openapi(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,109 @@
+"""A real `result-relay serve` delivering to the Discord emulator over sockets, killed mid-burst."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from service.testing import DiscordEmulator, EmulatorServer
+
+from ._support import Relay, auth
+
+WEBHOOKS = 8
+PER_WEBHOOK = 10
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_burst_loses_nothing_and_duplicates_only_in_flight(relay: Relay) -> None:
+    # given a service delivering to Discord at Discord's pace (5 per 2 s per webhook)
+    emulator = DiscordEmulator()
+    with EmulatorServer(emulator) as discord:
+        env = {
+            "RELAY_DISCORD_API_BASE": discord.api_base,
+            "RELAY_LEASE_SECONDS": "2",  # a crashed process's lanes come free quickly
+            "RELAY_POLL_SECONDS": "0.2",
+        }
+        hooks = [emulator.create_webhook() for _ in range(WEBHOOKS)]
+        first = relay.start(env)
+        ids = [f"wf_{h}_{n}" for h in range(WEBHOOKS) for n in range(PER_WEBHOOK)]
+        with first.client(headers=auth()) as api:
+            for workflow_id in ids:
+                hook = hooks[int(workflow_id.split("_")[1])]
+                body = {
+                    "workflow_id": workflow_id,
+                    "results": {"summary": workflow_id},
+                    "destination": {"webhook_url": hook.url},
+                }
+                assert api.post("/v1/results", json=body).status_code == 202
+
+        def received() -> list[str]:
+            return [
+                m.embeds[0]["footer"]["text"].removeprefix("workflow ")
+                for h in hooks
+                for m in emulator.messages(h.id)
+            ]
+
+        # when the process is SIGKILLed in the middle of the burst
+        _wait(lambda: len(received()) >= WEBHOOKS * 3, 20, "the burst to start")
+        first.kill()
+        # and a new one starts on the same database
+        second = relay.start(env)
+        with second.client(headers=auth()) as api:
+
+            def settled() -> bool:
+                listing = api.get("/v1/results", params={"status": "pending", "limit": 1})
+                return listing.json()["items"] == []
+
+            _wait(settled, 60, "every result to settle")
+            records = {w: api.get(f"/v1/results/{w}").json() for w in ids}
+
+    # then every result was delivered, nothing lost, and each stored id is one Discord holds
+    assert {r["status"] for r in records.values()} == {"delivered"}
+    counts = Counter(received())
+    assert set(counts) == set(ids)
+    duplicates = sum(n - 1 for n in counts.values())
+    # at most the one request in flight per lane at the moment of the kill
+    assert duplicates <= WEBHOOKS, counts
+    stored = {r["messages"][0]["message_id"] for r in records.values()}
+    sent = {m.id for h in hooks for m in emulator.messages(h.id)}
+    assert stored <= sent
+    assert emulator.counters.payload_400s == 0
+    assert emulator.counters.bad_allowed_mentions == 0
+
+
+def test_sigterm_finishes_requests_in_flight_and_releases_lanes(relay: Relay) -> None:
+    emulator = DiscordEmulator()
+    with EmulatorServer(emulator) as discord:
+        env = {"RELAY_DISCORD_API_BASE": discord.api_base, "RELAY_POLL_SECONDS": "0.2"}
+        hook = emulator.create_webhook()
+        server = relay.start(env)
+        with server.client(headers=auth()) as api:
+            for n in range(12):
+                body = {
+                    "workflow_id": f"wf_{n}",
+                    "results": {"summary": "x"},
+                    "destination": {"webhook_url": hook.url},
+                }
+                assert api.post("/v1/results", json=body).status_code == 202
+        _wait(lambda: len(emulator.messages(hook.id)) >= 5, 10, "the first messages")
+        # when it is asked to stop while the lane waits for Discord's bucket to refill
+        # (uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why)
+        assert server.stop() in (0, -15)
+        assert "Application shutdown complete." in server.stderr()
+        # then a new process takes over at once (the lease was released, not left to expire)
+        again = relay.start({**env, "RELAY_LEASE_SECONDS": "300"})
+        with again.client(headers=auth()) as api:
+            _wait(
+                lambda: api.get("/v1/results", params={"status": "pending"}).json()["items"] == [],
+                20,
+                "the rest to be delivered",
+            )
+        assert len(emulator.messages(hook.id)) == 12
+        assert emulator.counters.payload_400s == 0
