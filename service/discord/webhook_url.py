@@ -7,6 +7,7 @@ keeps; outgoing URLs are always rebuilt from them on the configured API base, ne
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ class WebhookRef:
         return f"{api_base}/webhooks/{self.webhook_id}/{self.token}"
 
 
+@functools.lru_cache(maxsize=4096)  # validation and intake both parse each submitted URL
 def parse_webhook_url(text: str) -> WebhookRef:
     """Parse a pasted webhook URL, or raise :class:`WebhookUrlError` saying which rule failed."""
     try:
