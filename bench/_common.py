@@ -21,16 +21,12 @@ from pathlib import Path
 
 import httpx
 
+from service.testing import free_port
+
 BENCH_TENANT = "bench"
 BENCH_API_KEY = "bench-key-0123456789abcdef"
 STARTUP_TIMEOUT = 15.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli_command() -> list[str]:

@@ -47,7 +47,7 @@ from service.testing.models import (
     ReceivedAttachment,
     ReceivedMessage,
 )
-from service.testing.server import AppServer, EmulatorServer
+from service.testing.server import AppServer, EmulatorServer, free_port
 
 __all__ = [
     "FAULT_KINDS",
@@ -62,5 +62,6 @@ __all__ = [
     "FaultKind",
     "ReceivedAttachment",
     "ReceivedMessage",
+    "free_port",
     "snowflake_time",
 ]

@@ -34,6 +34,13 @@ class _QuietDrops(logging.Filter):
 _QUIET_DROPS = _QuietDrops()
 
 
+def free_port() -> int:
+    """A 127.0.0.1 port that was free a moment ago (for a process that binds it itself)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class AppServer:
     """Serves `app` (with its lifespan) until the context exits.
 

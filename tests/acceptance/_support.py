@@ -22,6 +22,8 @@ from typing import IO
 import httpx
 import pytest
 
+from service.testing import free_port
+
 TENANT = "acme"
 API_KEY = "acme-key-0123456789abcdef"  # static keys must be 16+ characters
 OTHER_TENANT = "globex"
@@ -53,14 +55,6 @@ def cli_command() -> list[str]:
     """The installed ``result-relay`` console script next to this interpreter, else ``-m``."""
     script = Path(sys.executable).with_name("result-relay")
     return [str(script)] if script.exists() else [sys.executable, "-m", "service"]
-
-
-def free_port() -> int:
-    # The port is released before the server binds it; a clash is possible but rare, and the
-    # start-up check below reports it with the server's own error rather than hanging.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _black_hole: socket.socket | None = None

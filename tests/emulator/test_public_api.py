@@ -25,6 +25,7 @@ EXPECTED = {
     "FaultKind",
     "ReceivedAttachment",
     "ReceivedMessage",
+    "free_port",
     "snowflake_time",
 }
 

@@ -1,0 +1,565 @@
+"""``RelayClient``: the bot's async client for result-relay, with retries and the local spool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from bot_client._exceptions import (
+    APIError,
+    ConflictError,
+    PayloadTooLargeError,
+    RelayError,
+    RelayUnavailable,
+    ServerError,
+    SpoolError,
+    ValidationError,
+    error_from_response,
+)
+from bot_client._interaction import InteractionLike, InteractionRef, Requester
+from bot_client._models import (
+    Attempt,
+    DestinationInfo,
+    DestinationInput,
+    MessageInput,
+    ResultPage,
+    ResultRecord,
+    ResultSubmission,
+    ResultSummary,
+    Status,
+    as_destination,
+)
+from bot_client._redact import mask
+from bot_client._retry import RetryPolicy, parse_retry_after
+from bot_client._spool import CorruptSpoolFile, FlushReport, Spool
+
+log = logging.getLogger("bot_client")
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+USER_AGENT = "result-relay-bot-client/0.1"
+DEFAULT_RETRY = RetryPolicy()
+# Refusals that will never change for this body: set the spool file aside instead of retrying.
+_PERMANENT = (ConflictError, PayloadTooLargeError, ValidationError)
+# The request never reached the service: safe to retry even a call that is not idempotent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+RetryMode = Literal["idempotent", "unsent"]
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """What became of a submission: ``accepted`` (new, 202), ``duplicate`` (the same body was
+    taken before, 200) or ``spooled`` (the service was unreachable; the result is in ``path``
+    and ``flush_spool()`` sends it later). In no case is the result lost."""
+
+    status: Literal["accepted", "duplicate", "spooled"]
+    workflow_id: str
+    record: ResultRecord | None = None
+    path: Path | None = None
+    error: str | None = None  # why it was spooled
+
+    @property
+    def spooled(self) -> bool:
+        return self.status == "spooled"
+
+
+class RelayClient:
+    """Talks to one result-relay service as one tenant.
+
+        async with RelayClient("https://relay.example", api_key=KEY, spool_dir="spool") as relay:
+            outcome = await relay.submit_result(workflow_id=..., results=..., destination=URL)
+
+    ``retries``: a ``RetryPolicy`` or a number of attempts; connection errors, timeouts and 5xx
+    are retried with backoff (submitting is idempotent on ``workflow_id``). ``spool_dir``: where
+    ``submit_result`` keeps what the service cannot take now. ``default_destination`` applies
+    when a call names none. ``transport`` is for tests (``httpx.ASGITransport``,
+    ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retries: RetryPolicy | int = DEFAULT_RETRY,
+        spool_dir: str | os.PathLike[str] | None = None,
+        default_destination: DestinationInput | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        self._api_key = api_key
+        self._retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(attempts=retries)
+        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.default_destination = (
+            as_destination(default_destination) if default_destination is not None else None
+        )
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
+        )
+        self._rng = random.Random()
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"RelayClient({str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.stop_spool_flusher()
+        await self._http.aclose()
+
+    # -- transport ----------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        retry: RetryMode = "idempotent",
+        secrets: Iterable[str] = (),
+    ) -> httpx.Response:
+        """One call with retries; a success answer, or the error translated once, here."""
+        hidden = [self._api_key, *secrets]
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                response = await self._http.request(method, path, json=json, params=params)
+            except httpx.TransportError as exc:
+                error: RelayError = RelayUnavailable(
+                    mask(f"{method} {path}: no answer from the relay ({exc!r})", hidden)
+                )
+                retryable = retry == "idempotent" or isinstance(exc, _NOT_SENT)
+            else:
+                if response.is_success:
+                    return response
+                error = error_from_response(
+                    response.status_code,
+                    response.content,
+                    reason=response.reason_phrase,
+                    secrets=hidden,
+                )
+                retryable = retry == "idempotent" and isinstance(error, ServerError)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if not retryable or attempt >= self._retry.attempts:
+                # Raised outside the except block on purpose: httpx's exception, which holds the
+                # request and its Authorization header, is not chained to ours.
+                raise error
+            delay = self._retry.delay(attempt, retry_after=retry_after, rng=self._rng)
+            log.warning(
+                "relay call failed; retrying",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "attempt": attempt,
+                    "delay_s": round(delay, 3),
+                    "error_code": error.code,
+                },
+            )
+            await asyncio.sleep(delay)
+
+    # -- results ------------------------------------------------------------------------------
+
+    async def submit_result(
+        self,
+        *,
+        workflow_id: str,
+        results: Mapping[str, Any],
+        url: str | None = None,
+        depth: str | None = None,
+        message: MessageInput | None = None,
+        destination: DestinationInput | None = None,
+        interaction: InteractionRef | None = None,
+        requester: Requester | None = None,
+    ) -> SubmitOutcome:
+        """Hand a finished result to the service (see ``submit``)."""
+        target = as_destination(destination) if destination is not None else None
+        submission = ResultSubmission.model_validate(
+            {
+                "workflow_id": workflow_id,
+                "results": dict(results),
+                "url": url,
+                "depth": depth,
+                "message": message,
+                "destination": target or self.default_destination,
+                "interaction": interaction,
+                "requester": requester,
+            }
+        )
+        return await self.submit(submission)
+
+    async def submit(self, submission: ResultSubmission) -> SubmitOutcome:
+        """Submit; when the service stays unreachable or failing after the retries, spool it
+        (with a spool configured) instead of raising. 409, 413, 422 and 401 raise at once."""
+        body = submission.to_body()
+        try:
+            response = await self._request(
+                "POST", "/v1/results", json=body, secrets=submission.secrets()
+            )
+        except (RelayUnavailable, ServerError) as exc:
+            if self.spool is None:
+                raise
+            try:
+                path = await asyncio.to_thread(self.spool.write, body)
+            except OSError as write_error:
+                raise SpoolError(
+                    f"the relay is unavailable ({exc.code}) and the spool could not be written "
+                    f"({write_error.__class__.__name__}: {write_error.strerror})"
+                ) from None
+            log.warning(
+                "relay unavailable; result spooled",
+                extra={"workflow_id": submission.workflow_id, "error_code": exc.code},
+            )
+            return SubmitOutcome(
+                status="spooled", workflow_id=submission.workflow_id, path=path, error=str(exc)
+            )
+        return SubmitOutcome(
+            status="accepted" if response.status_code == 202 else "duplicate",
+            workflow_id=submission.workflow_id,
+            record=_parse(ResultRecord, response),
+        )
+
+    async def hand_off(
+        self,
+        interaction: InteractionLike,
+        *,
+        workflow_id: str,
+        results: Mapping[str, Any],
+        destination: DestinationInput | None = None,
+        url: str | None = None,
+        depth: str | None = None,
+        message: MessageInput | None = None,
+    ) -> SubmitOutcome:
+        """What a long command calls at its end: submit with the interaction (the service uses
+        its follow-up while the token lasts) and its user as the requester; spool if needed.
+
+        The interaction goes along even when its token has expired: the body must not depend on
+        the time of the call, or a retry would become a 409 conflict."""
+        return await self.submit_result(
+            workflow_id=workflow_id,
+            results=results,
+            url=url,
+            depth=depth,
+            message=message,
+            destination=destination,
+            interaction=InteractionRef.from_interaction(interaction),
+            requester=Requester.from_interaction(interaction),
+        )
+
+    async def get_result(self, workflow_id: str) -> ResultRecord:
+        response = await self._request("GET", f"/v1/results/{_segment(workflow_id)}")
+        return _parse(ResultRecord, response)
+
+    async def list_page(
+        self,
+        *,
+        status: Status | None = None,
+        url: str | None = None,
+        requester_id: str | int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ResultPage:
+        """One page of results, newest first; pass ``next_cursor`` back for the next."""
+        params = {
+            "status": status,
+            "url": url,
+            "requester_id": None if requester_id is None else str(requester_id),
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "limit": str(limit),
+            "cursor": cursor,
+        }
+        response = await self._request(
+            "GET", "/v1/results", params={k: v for k, v in params.items() if v is not None}
+        )
+        return _parse(ResultPage, response)
+
+    async def list_results(
+        self,
+        *,
+        status: Status | None = None,
+        url: str | None = None,
+        requester_id: str | int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[ResultSummary]:
+        """Every matching result, newest first, fetching pages as the caller iterates."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_page(
+                status=status,
+                url=url,
+                requester_id=requester_id,
+                since=since,
+                until=until,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def list_attempts(self, workflow_id: str) -> list[Attempt]:
+        response = await self._request("GET", f"/v1/results/{_segment(workflow_id)}/attempts")
+        return _parse(_Attempts, response).items
+
+    async def redeliver(
+        self, workflow_id: str, destination: DestinationInput | None = None
+    ) -> ResultRecord:
+        """Deliver again (all parts), to ``destination`` or the result's own. Retried only when
+        the request surely did not arrive: a second redeliver would post everything twice."""
+        target = as_destination(destination) if destination is not None else None
+        body = {"destination": target.model_dump(exclude_none=True)} if target else {}
+        response = await self._request(
+            "POST",
+            f"/v1/results/{_segment(workflow_id)}/redeliver",
+            json=body,
+            retry="unsent",
+            secrets=[target.webhook_url] if target and target.webhook_url else [],
+        )
+        return _parse(ResultRecord, response)
+
+    async def delete_result(self, workflow_id: str) -> None:
+        await self._request("DELETE", f"/v1/results/{_segment(workflow_id)}", retry="unsent")
+
+    # -- destinations -------------------------------------------------------------------------
+
+    async def put_destination(
+        self, name: str, webhook_url: str, thread_id: str | int | None = None
+    ) -> DestinationInfo:
+        """Register (or replace) a named channel webhook; the service checks it with Discord."""
+        body: dict[str, str] = {"webhook_url": webhook_url}
+        if thread_id is not None:
+            body["thread_id"] = str(thread_id)
+        response = await self._request(
+            "PUT", f"/v1/destinations/{_segment(name)}", json=body, secrets=[webhook_url]
+        )
+        return _parse(DestinationInfo, response)
+
+    async def get_destination(self, name: str) -> DestinationInfo:
+        response = await self._request("GET", f"/v1/destinations/{_segment(name)}")
+        return _parse(DestinationInfo, response)
+
+    async def list_destinations(self) -> list[DestinationInfo]:
+        response = await self._request("GET", "/v1/destinations")
+        return _parse(_Destinations, response).items
+
+    async def delete_destination(self, name: str) -> None:
+        await self._request("DELETE", f"/v1/destinations/{_segment(name)}", retry="unsent")
+
+    # -- spool --------------------------------------------------------------------------------
+
+    def _require_spool(self) -> Spool:
+        if self.spool is None:
+            raise RuntimeError("this RelayClient has no spool_dir")
+        return self.spool
+
+    async def flush_spool(self) -> FlushReport:
+        """Send every spooled submission, oldest first. A file goes only after a 2xx; a 409,
+        413 or 422 moves it to ``rejected/`` with the error; an unreadable file goes to
+        ``corrupt/``. Stops at the first sign that the service is down (or refuses the key) and
+        leaves the rest for next time. Safe to interrupt at any point: resending is idempotent."""
+        spool = self._require_spool()
+        async with self._flush_lock:
+            counts = _Counts()
+            paths = await asyncio.to_thread(spool.pending)
+            for index, path in enumerate(paths):
+                try:
+                    body = await asyncio.to_thread(spool.load, path)
+                except FileNotFoundError:
+                    continue  # another flusher (another process) sent it meanwhile
+                except CorruptSpoolFile as exc:
+                    await asyncio.to_thread(spool.set_aside, path)
+                    counts.corrupt += 1
+                    log.error(
+                        "spool file is not a submission; moved to corrupt/",
+                        extra={"file": path.name, "reason": str(exc)},
+                    )
+                    continue
+                except OSError as exc:
+                    await asyncio.to_thread(spool.set_aside, path)
+                    counts.corrupt += 1
+                    log.error(
+                        "spool file unreadable; moved to corrupt/",
+                        extra={"file": path.name, "reason": exc.__class__.__name__},
+                    )
+                    continue
+                try:
+                    response = await self._request(
+                        "POST", "/v1/results", json=body, secrets=_body_secrets(body)
+                    )
+                except _PERMANENT as exc:
+                    await asyncio.to_thread(spool.reject, path, body, _error_record(exc))
+                    counts.rejected += 1
+                    log.error(
+                        "spooled result refused by the relay; moved to rejected/",
+                        extra={"workflow_id": body["workflow_id"], "error_code": exc.code},
+                    )
+                    continue
+                except RelayError as exc:
+                    remaining = len(paths) - index
+                    log.warning(
+                        "spool flush stopped; files kept for the next flush",
+                        extra={"remaining": remaining, "error_code": exc.code},
+                    )
+                    return counts.report(remaining=remaining, error=str(exc))
+                await asyncio.to_thread(spool.remove, path)
+                if response.status_code == 202:
+                    counts.accepted += 1
+                else:
+                    counts.duplicate += 1
+            return counts.report()
+
+    def start_spool_flusher(self, interval: float = 30.0) -> asyncio.Task[None]:
+        """Flush now and then every ``interval`` seconds, in the background, until stopped."""
+        self._require_spool()
+        if self._flusher is not None and not self._flusher.done():
+            raise RuntimeError("the spool flusher is already running")
+        self._flusher = asyncio.create_task(self._flush_forever(interval), name="relay-spool")
+        return self._flusher
+
+    async def stop_spool_flusher(self) -> None:
+        """Stop the background flusher; a flush in progress is cut short, losing nothing."""
+        task, self._flusher = self._flusher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @contextlib.asynccontextmanager
+    async def spool_flusher(self, interval: float = 30.0) -> AsyncIterator[asyncio.Task[None]]:
+        """``async with relay.spool_flusher(30):`` runs the background flusher inside."""
+        task = self.start_spool_flusher(interval)
+        try:
+            yield task
+        finally:
+            await self.stop_spool_flusher()
+
+    async def _flush_forever(self, interval: float) -> None:
+        while True:
+            try:
+                report = await self.flush_spool()
+            except Exception as exc:  # one bad flush must not end the flusher
+                log.error(
+                    "spool flush failed",
+                    extra={"error_type": exc.__class__.__name__},
+                )
+            else:
+                if report.sent or report.rejected or report.corrupt:
+                    log.info(
+                        "spool flushed",
+                        extra={
+                            "accepted": report.accepted,
+                            "duplicate": report.duplicate,
+                            "rejected": report.rejected,
+                            "corrupt": report.corrupt,
+                            "remaining": report.remaining,
+                        },
+                    )
+            await asyncio.sleep(interval)
+
+
+@dataclass(slots=True)
+class _Counts:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    corrupt: int = 0
+
+    def report(self, *, remaining: int = 0, error: str | None = None) -> FlushReport:
+        return FlushReport(
+            accepted=self.accepted,
+            duplicate=self.duplicate,
+            rejected=self.rejected,
+            corrupt=self.corrupt,
+            remaining=remaining,
+            error=error,
+        )
+
+
+class _Attempts(BaseModel):
+    items: list[Attempt]
+
+
+class _Destinations(BaseModel):
+    items: list[DestinationInfo]
+
+
+def _parse(model: type[_Model], response: httpx.Response) -> _Model:
+    """The answer as ``model``; a success answer of another shape (a proxy's page, a service of
+    another version) is an ``APIError``, not a crash deep in pydantic."""
+    try:
+        return model.model_validate_json(response.content)
+    except PydanticValidationError as exc:
+        raise APIError(
+            f"unexpected answer to {response.request.method} {response.request.url.path} "
+            f"({exc.error_count()} fields did not match)",
+            status_code=response.status_code,
+            code="unexpected_response",
+        ) from None
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _body_secrets(body: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    destination = body.get("destination")
+    if isinstance(destination, Mapping) and isinstance(destination.get("webhook_url"), str):
+        found.append(destination["webhook_url"])
+    interaction = body.get("interaction")
+    if isinstance(interaction, Mapping) and isinstance(interaction.get("token"), str):
+        found.append(interaction["token"])
+    return found
+
+
+def _error_record(exc: APIError) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "status_code": exc.status_code,
+        "code": exc.code,
+        "message": exc.message,
+    }
+    if isinstance(exc, ValidationError):
+        record["details"] = [
+            {"field": d.field, "code": d.code, "message": d.message} for d in exc.details
+        ]
+    return record

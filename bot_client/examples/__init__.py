@@ -1,0 +1,1 @@
+"""Runnable examples of wiring a bot to result-relay."""

@@ -1,0 +1,84 @@
+"""A small discord.py bot wired to result-relay: ``/autointel url:`` defers, runs a stand-in for
+a long analysis, and hands the results to the relay, which delivers them even after the
+interaction's 15 minutes are over. ``/retrieve_results`` comes from ``RelayCog``.
+
+    DISCORD_TOKEN=... RELAY_URL=http://127.0.0.1:8080 RELAY_API_KEY=... \\
+    RELAY_WEBHOOK_URL=https://discord.com/api/webhooks/<id>/<token> \\
+    python -m bot_client.examples.autointel_bot
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot_client import RelayClient, token_warning
+from bot_client.discord_ext import RelayCog
+
+
+class AutoIntel(commands.Cog):
+    def __init__(self, relay: RelayClient, *, seconds: float = 20.0, steps: int = 10) -> None:
+        self.relay, self.seconds, self.steps = relay, seconds, steps
+
+    @app_commands.command(name="autointel", description="Analyse a video (takes a while)")
+    async def autointel(self, interaction: discord.Interaction, url: str) -> None:
+        await interaction.response.defer(thinking=True)
+        workflow_id = f"wf_{interaction.id}"  # stable: a retried hand-off is the same submission
+        results = await self.analyse(interaction, workflow_id, url)
+        outcome = await self.relay.hand_off(
+            interaction, workflow_id=workflow_id, results=results, url=url, depth="standard"
+        )
+        # The relay posts the results itself. Only a spooled hand-off is worth a word.
+        if outcome.spooled and token_warning(interaction).usable:
+            await interaction.followup.send(
+                "The results are saved and will be posted as soon as the relay is back.",
+                ephemeral=True,
+            )
+
+    async def analyse(
+        self, interaction: discord.Interaction, workflow_id: str, url: str
+    ) -> dict[str, Any]:
+        """Stand-in for the real workflow; warns once when the reply window is closing."""
+        warned = False
+        for _ in range(self.steps):
+            await asyncio.sleep(self.seconds / self.steps)
+            status = token_warning(interaction, workflow_id=workflow_id)
+            if status.warn and not warned:
+                await interaction.followup.send(status.notice, ephemeral=True)
+                warned = True
+        return {"summary": f"No manipulation found in {url}.", "deception_score": 0.12}
+
+
+class AutoIntelBot(commands.Bot):
+    def __init__(self, relay: RelayClient, seconds: float) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default())
+        self.relay, self.seconds = relay, seconds
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(AutoIntel(self.relay, seconds=self.seconds))
+        await self.add_cog(RelayCog(self, self.relay))
+        self.relay.start_spool_flusher(interval=30)  # sends what was spooled while it was down
+        await self.tree.sync()
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    async with RelayClient(
+        os.environ["RELAY_URL"],
+        api_key=os.environ["RELAY_API_KEY"],
+        spool_dir=os.environ.get("RELAY_SPOOL_DIR", "data/relay-spool"),
+        default_destination=os.environ["RELAY_WEBHOOK_URL"],
+    ) as relay:
+        seconds = float(os.environ.get("AUTOINTEL_SECONDS", "20"))
+        async with AutoIntelBot(relay, seconds) as bot:
+            await bot.start(os.environ["DISCORD_TOKEN"])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
