@@ -36,6 +36,16 @@ def _webhook_url(value: str) -> str:
     return value
 
 
+def _storable(value: str) -> str:
+    # Databases refuse NUL in text, and UTF-8 cannot carry an unpaired surrogate.
+    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        raise PydanticCustomError(
+            "unstorable_text", "must not contain NUL characters or unpaired surrogates"
+        )
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
 Snowflake = Annotated[
     str,
     Field(json_schema_extra={"pattern": SNOWFLAKE_PATTERN}, examples=["175928847299117063"]),
@@ -116,8 +126,8 @@ class ResultCreate(_Strict):
 
     workflow_id: WorkflowId
     results: dict[str, Any] = Field(description="The finished result: any JSON object.")
-    url: Annotated[str, Field(max_length=2048)] | None = None
-    depth: Annotated[str, Field(max_length=64)] | None = None
+    url: Annotated[Text, Field(max_length=2048)] | None = None
+    depth: Annotated[Text, Field(max_length=64)] | None = None
     message: MessageIn | None = None
     destination: DestinationIn | None = None
     interaction: InteractionIn | None = None

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _BATCH = 16  # due results read per round of a lane
 _KNOWN_BUCKETS = 10_000  # rate-limit state kept for lanes not currently worked
+_FLEET_SECONDS = 0.5  # how often a replica says it is alive and reads the fleet-wide pause
 
 
 class _Stopped(Exception):
@@ -80,15 +81,16 @@ class Worker:
         self._poll = settings.poll_seconds
         self._max_lanes = settings.worker_lanes
         # Smooth pacing: a burst of a tenth of a second keeps any one-second window under the rate.
-        self._budget = TokenBucket(
-            rate=settings.global_rps, burst=max(1.0, settings.global_rps / 10)
-        )
+        self._global_rps = settings.global_rps
+        self._budget = TokenBucket(rate=settings.global_rps, burst=1.0)
+        self._budget.share(settings.global_rps)
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._gauges_at = 0.0
+        self._background: set[asyncio.Task[None]] = set()
         self.alive = False
 
     # -- control ------------------------------------------------------------------------------
@@ -98,6 +100,11 @@ class Worker:
 
     async def run(self) -> None:
         """Work until :meth:`stop`."""
+        await self._store.subscribe(self.notify)  # another replica's accepts wake this one
+        # Send nothing for one heartbeat: the replicas already running learn that the global
+        # budget is now shared by one more before this one spends any of it.
+        self._budget.pause(self._monotonic() + _FLEET_SECONDS)
+        fleet = asyncio.create_task(self._keep_in_fleet(), name="fleet")
         self.alive = True
         try:
             while not self._stop.is_set():
@@ -106,6 +113,26 @@ class Worker:
                 await self._idle()
         finally:
             self.alive = False
+            fleet.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fleet
+            with contextlib.suppress(StoreError):
+                await self._store.forget_replica(self.owner)
+
+    async def _keep_in_fleet(self) -> None:
+        """Share the global budget with the live replicas, and honour a fleet-wide pause."""
+        while True:
+            try:
+                replicas = await self._store.heartbeat(
+                    self.owner, now=self._clock(), ttl=3 * _FLEET_SECONDS
+                )
+                self._budget.share(self._global_rps / max(replicas, 1))
+                until = await self._store.paused_until()
+                if until > self._clock():
+                    self._budget.pause(self._monotonic() + until - self._clock())
+            except StoreError:
+                log.warning("fleet heartbeat failed; will try again", exc_info=True)
+            await asyncio.sleep(_FLEET_SECONDS)
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let each lane finish its request in flight, release the leases."""
@@ -378,6 +405,7 @@ class Worker:
             self._metrics.rate_limited.labels(info.scope or "user").inc()
             if info.is_global and info.retry_after is not None:
                 self._budget.pause(now + info.retry_after)
+                self._pause_fleet(info.retry_after)
                 log.warning(
                     "global rate limit: pausing all sends",
                     extra={"seconds": info.retry_after, "scope": info.scope},
@@ -387,6 +415,12 @@ class Worker:
         if outcome.disposition is Disposition.AMBIGUOUS:
             self._metrics.ambiguous.inc()
         self._metrics.attempts.labels(_status_class(status)).inc()
+
+    def _pause_fleet(self, seconds: float) -> None:
+        """Tell the other replicas (they share the egress address, so the limit is theirs too)."""
+        task = asyncio.create_task(self._store.pause_all(until=self._clock() + seconds))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _bucket(self, key: str) -> Bucket:
         bucket = self._buckets.pop(key, None) or Bucket()

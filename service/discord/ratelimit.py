@@ -126,6 +126,11 @@ class TokenBucket:
     def pause(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
 
+    def share(self, rate: float) -> None:
+        """Change the rate (a replica's share of the fleet's budget), keeping smooth bursts."""
+        self.rate = rate
+        self.burst = max(1.0, rate / 10)
+
 
 class InvalidRequestWindow:
     """A rolling count of 401, 403 and non-shared 429 answers over ``window`` seconds.

@@ -12,7 +12,9 @@ def make_store(database_url: str) -> Store:
 
         return SQLiteStore(sqlite_path(database_url))
     if database_url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("PostgreSQL support is not available in this version yet")
+        from service.store.postgres import PostgresStore  # asyncpg: the "postgres" extra
+
+        return PostgresStore(database_url)
     raise ValueError("RELAY_DATABASE_URL must start with sqlite:// or postgresql://")
 
 

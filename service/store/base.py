@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from service.domain import (
@@ -30,6 +32,8 @@ from service.domain import (
     Status,
 )
 from service.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
 
 _REQUESTER_COLUMNS = ("requester_user_id", "requester_guild_id", "requester_channel_id")
 
@@ -179,8 +183,57 @@ class Store(ABC):
     async def count_pending(self) -> tuple[int, float | None]:
         """How many results are pending, and the creation time of the oldest."""
 
+    # -- the fleet: several replicas on one database -------------------------------------------
+    @abstractmethod
+    async def subscribe(self, on_work: Callable[[], None]) -> None:
+        """Call ``on_work()`` (on the event loop, never awaited) whenever any replica accepted a
+        new pending result or redelivered one, after that commit.
+
+        A wake-up, not a queue: calls may be merged, and one may come with no new work (after a
+        lost connection is restored, for instance). Polling stays the backstop.
+        """
+
+    @abstractmethod
+    async def heartbeat(self, owner: str, *, now: float, ttl: float) -> int:
+        """Record that replica ``owner`` is alive until ``now + ttl``, forget replicas whose
+        time ran out, and return how many are alive, ``owner`` included (so at least 1)."""
+
+    @abstractmethod
+    async def forget_replica(self, owner: str) -> None:
+        """``owner`` stops cleanly: stop counting it at once."""
+
+    @abstractmethod
+    async def pause_all(self, *, until: float) -> None:
+        """Pause every replica's requests to Discord until ``until`` (a global 429, a Cloudflare
+        block). Pauses only extend: the latest ``until`` wins."""
+
+    @abstractmethod
+    async def paused_until(self) -> float:
+        """Until when the fleet is paused; ``0.0`` when it never was (compare with now)."""
+
 
 # -- helpers shared by the implementations --------------------------------------------------
+
+
+class WorkListeners:
+    """The ``on_work`` callbacks given to :meth:`Store.subscribe`; one failing does not stop the
+    others or the store."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add(self, on_work: Callable[[], None]) -> None:
+        self._callbacks.append(on_work)
+
+    def __bool__(self) -> bool:
+        return bool(self._callbacks)
+
+    def fire(self) -> None:
+        for on_work in self._callbacks:
+            try:
+                on_work()
+            except Exception:
+                log.exception("a new-work callback failed")
 
 
 def encode_cursor(created_at: float, row_id: int) -> str:
@@ -192,8 +245,11 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
-        return float(created_at), int(row_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
+        created_at, row_id = float(created_at), int(row_id)
+        if not (math.isfinite(created_at) and 0 < row_id < 2**63):
+            raise ValueError("out of range")
+        return created_at, row_id
+    except (binascii.Error, ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequest(
             "cursor is not one this service handed out", code="invalid_cursor"
         ) from exc
@@ -295,7 +351,14 @@ def attempt_from_row(row: Row) -> Attempt:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON "\ud83d" decodes to one) has no UTF-8 form and neither driver
+        # can store it; as an escape it loads back to the very same string.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def _json(value: Any) -> Any:

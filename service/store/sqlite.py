@@ -35,6 +35,7 @@ from service.domain import (
 from service.errors import Conflict, StoreError
 from service.store.base import (
     Store,
+    WorkListeners,
     attempt_from_row,
     decode_cursor,
     encode_cursor,
@@ -71,6 +72,7 @@ class SQLiteStore(Store):
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        self._work = WorkListeners()
 
     # -- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -229,7 +231,10 @@ class SQLiteStore(Store):
             row = {**values, "delivered_at": None, "attempts": 0, "last_error": None}
             return AcceptOutcome(record_from_row(row, ()), created=True)
 
-        return await self._write(write)
+        outcome = await self._write(write)
+        if outcome.created and outcome.record.status is Status.PENDING:
+            self._work.fire()
+        return outcome
 
     async def get_result(self, tenant: str, workflow_id: str) -> ResultRecord | None:
         def read(conn: sqlite3.Connection) -> ResultRecord | None:
@@ -537,8 +542,9 @@ class SQLiteStore(Store):
     ) -> None:
         await self._write(
             lambda conn: conn.execute(
+                # Only a pending result is settled: one settled meanwhile is not revived.
                 f"UPDATE results SET {assignments} "
-                "WHERE tenant = :tenant AND workflow_id = :workflow_id",
+                "WHERE tenant = :tenant AND workflow_id = :workflow_id AND status = 'pending'",
                 {**params, "tenant": tenant, "workflow_id": workflow_id},
             )
         )
@@ -582,7 +588,10 @@ class SQLiteStore(Store):
             assert updated is not None
             return _record(conn, updated)
 
-        return await self._write(write)
+        record = await self._write(write)
+        if record is not None:
+            self._work.fire()
+        return record
 
     async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
@@ -608,6 +617,46 @@ class SQLiteStore(Store):
                 "SELECT COUNT(*), MIN(created_at) FROM results WHERE status = 'pending'"
             ).fetchone()
             return int(row[0]), row[1]
+
+        return await self._read(read)
+
+    # -- the fleet ----------------------------------------------------------------------------
+    async def subscribe(self, on_work: Callable[[], None]) -> None:
+        # One process writes this file, so its own commits are all the work there is to hear
+        # about: ``on_work`` runs after each accept or redeliver of this store has committed.
+        self._work.add(on_work)
+
+    async def heartbeat(self, owner: str, *, now: float, ttl: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO replicas (owner, alive_until) VALUES (?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until",
+                (owner, now + ttl),
+            )
+            conn.execute("DELETE FROM replicas WHERE alive_until <= ? AND owner != ?", (now, owner))
+            row = conn.execute(
+                "SELECT COUNT(*) FROM replicas WHERE alive_until > ? AND owner != ?", (now, owner)
+            ).fetchone()
+            return 1 + int(row[0])
+
+        return await self._write(write)
+
+    async def forget_replica(self, owner: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM replicas WHERE owner = ?", (owner,))
+        )
+
+    async def pause_all(self, *, until: float) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE fleet SET paused_until = MAX(paused_until, ?) WHERE id = 1", (until,)
+            )
+        )
+
+    async def paused_until(self) -> float:
+        def read(conn: sqlite3.Connection) -> float:
+            row = conn.execute("SELECT paused_until FROM fleet WHERE id = 1").fetchone()
+            return float(row[0])
 
         return await self._read(read)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -77,6 +78,7 @@ INTERACTION = {
         ({"message": {"embeds": "x"}}, "invalid_message", "message.embeds"),
         ({"url": "u" * 2049}, "invalid_url", "url"),
         ({"depth": "d" * 65}, "invalid_depth", "depth"),
+        ({"depth": "a\x00b"}, "invalid_depth", "depth"),
         ({"destinaton": {"webhook_url": webhook_url()}}, "unknown_field", "destinaton"),
         (
             {"destination": {"webhook_url": webhook_url(), "token": "x"}},
@@ -102,6 +104,15 @@ async def test_each_rule_has_its_code(
     assert error["message"]
     listing = await client.get("/v1/results", headers=ACME)
     assert listing.json()["items"] == []
+
+
+async def test_text_a_database_cannot_store_is_refused(client: httpx.AsyncClient) -> None:
+    # JSON may escape a lone surrogate ("\ud800"); it can be neither stored nor sent on.
+    raw = json.dumps(submission(url="https://x/\ud800")).encode()
+    headers = {**ACME, "Content-Type": "application/json"}
+    response = await client.post("/v1/results", content=raw, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_url"
 
 
 async def test_missing_required_fields_are_each_reported(client: httpx.AsyncClient) -> None:

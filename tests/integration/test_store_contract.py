@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -291,3 +292,89 @@ async def test_api_keys_resolve_until_revoked(store: Store) -> None:
 
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for something another connection (a LISTEN, a task) makes true."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def test_subscribers_hear_of_new_and_redelivered_work(store: Store) -> None:
+    calls: list[None] = []
+    await store.subscribe(lambda: calls.append(None))
+    await store.accept(new("wf"), now=T0)
+    await wait_until(lambda: len(calls) == 1)
+    # neither the same body again nor a result born orphaned is new work
+    await store.accept(new("wf"), now=T0 + 1)
+    await store.kill_lane(OTHER_WEBHOOK_ID, reason="webhook_deleted", now=T0 + 1)
+    await store.accept(new("orphan", OTHER_HOOK), now=T0 + 1)
+    await deliver(store, "wf", T0 + 2)
+    await store.redeliver("acme", "wf", destination=None, now=T0 + 3)
+    await wait_until(lambda: len(calls) >= 2)
+    await asyncio.sleep(0.1)  # a wrong wake-up would have come before the redelivery's
+    assert len(calls) == 2
+
+
+async def test_a_failing_subscriber_does_not_break_the_store(store: Store) -> None:
+    heard: list[None] = []
+
+    def broken() -> None:
+        raise RuntimeError("subscriber bug")
+
+    await store.subscribe(broken)
+    await store.subscribe(lambda: heard.append(None))
+    assert (await store.accept(new("wf"), now=T0)).created
+    await wait_until(lambda: len(heard) == 1)
+
+
+async def test_heartbeat_counts_live_replicas_and_forgets_expired_ones(store: Store) -> None:
+    assert await store.heartbeat("r1", now=T0, ttl=30) == 1
+    assert await store.heartbeat("r2", now=T0 + 1, ttl=30) == 2
+    assert await store.heartbeat("r1", now=T0 + 20, ttl=30) == 2
+    # r2 was alive until T0 + 31 and said nothing since
+    assert await store.heartbeat("r1", now=T0 + 40, ttl=30) == 1
+    assert await store.heartbeat("r2", now=T0 + 41, ttl=30) == 2
+    await store.forget_replica("r2")
+    assert await store.heartbeat("r1", now=T0 + 42, ttl=30) == 1
+    await store.forget_replica("never-seen")
+
+
+async def test_a_fleet_pause_only_ever_extends(store: Store) -> None:
+    assert await store.paused_until() == 0.0
+    await store.pause_all(until=T0 + 10)
+    await store.pause_all(until=T0 + 5)
+    assert await store.paused_until() == T0 + 10
+    await store.pause_all(until=T0 + 20.5)
+    assert await store.paused_until() == T0 + 20.5
+
+
+async def test_results_keep_key_order_and_odd_strings(store: Store) -> None:
+    results = {"zeta": 1, "alpha": {"b": 2, "a": 1}, "lone": "\ud83d", "nul": "a\u0000b", "n": 1e-7}
+    await store.accept(new("wf", results=results), now=T0)
+    record = await store.get_result("acme", "wf")
+    assert record is not None
+    assert record.results == results
+    assert list(record.results) == ["zeta", "alpha", "lone", "nul", "n"]
+    assert list(record.results["alpha"]) == ["b", "a"]
+
+
+async def test_a_cursor_out_of_range_is_refused(store: Store) -> None:
+    from service.errors import InvalidRequest
+    from service.store.base import encode_cursor
+
+    for cursor in (encode_cursor(T0, 2**70), "bm90IGpzb24", encode_cursor(float("inf"), 1)):
+        with pytest.raises(InvalidRequest):
+            await store.list_results("acme", ResultFilter(), limit=5, cursor=cursor)
+
+
+async def test_a_result_settled_meanwhile_is_not_revived(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await store.orphan("acme", "wf", reason="operator", now=T0 + 1)
+    # a worker that still had it in flight reports back late
+    await store.schedule_retry("acme", "wf", at=T0 + 60, error="HTTP 503", now=T0 + 2)
+    await store.orphan("acme", "wf", reason="attempts_exhausted", now=T0 + 3)
+    record = await store.get_result("acme", "wf")
+    assert record is not None
+    assert (record.status, record.orphan_reason) == (Status.ORPHANED, "operator")

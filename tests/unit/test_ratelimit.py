@@ -139,3 +139,10 @@ def test_invalid_requests_slow_down_long_before_a_ban() -> None:
 )  # fmt: skip
 def test_what_counts_toward_the_ban(status: int, scope: str | None, invalid: bool) -> None:
     assert counts_as_invalid(status, scope) is invalid
+
+
+def test_a_replica_takes_its_share_of_the_budget() -> None:
+    budget = TokenBucket(rate=45.0, burst=4.5)
+    budget.share(15.0)  # three replicas
+    waits = [budget.take(0.0) for _ in range(4)]
+    assert waits[-1] == pytest.approx((4 - 1.5) / 15.0)

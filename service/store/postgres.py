@@ -1,0 +1,594 @@
+"""The PostgreSQL store: several replicas of the service on one database.
+
+An asyncpg pool serves every method; each statement is prepared once per connection by asyncpg's
+statement cache. ``accept`` is one statement and one round trip. Lanes are claimed with
+``FOR UPDATE SKIP LOCKED`` and leases. New work is announced with ``NOTIFY`` inside the
+committing transaction and heard on a dedicated ``LISTEN`` connection that reconnects when lost.
+The SQL lives in :mod:`service.store.postgres_queries`; driver errors become
+:class:`StoreError` here, with messages that never carry a value (nor so a token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from service.domain import (
+    AcceptOutcome,
+    ApiKey,
+    Attempt,
+    DeliveredMessage,
+    Destination,
+    NewResult,
+    Page,
+    ResultFilter,
+    ResultRecord,
+    Status,
+)
+from service.errors import Conflict, InvalidRequest, StoreError
+from service.store import postgres_queries as q
+from service.store.base import (
+    Row,
+    Store,
+    WorkListeners,
+    attempt_from_row,
+    decode_cursor,
+    encode_cursor,
+    record_from_row,
+    result_columns,
+)
+from service.store.migrations import load_migrations
+
+log = logging.getLogger(__name__)
+
+# NOTIFY holds a database-wide lock from just before commit until the commit is flushed, so
+# notifying transactions commit one at a time. Under load an accept therefore carries its own
+# NOTIFY only if this store sent none in the last window; otherwise one trailing NOTIFY follows
+# once the window is over, after that accept's commit. A wake-up is never lost, only merged.
+_WAKE_WINDOW = 0.05
+
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+@contextlib.contextmanager
+def _translated(doing: str) -> Iterator[None]:
+    """Driver and network errors become :class:`StoreError`; the message names the action only
+    (a driver message may quote a value)."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        if _unstorable_text(exc):
+            # The caller's data, not the database's health: a 503 would be retried for ever.
+            raise InvalidRequest(
+                "text fields cannot hold NUL characters or unpaired surrogates",
+                code="unstorable_text",
+            ) from exc
+        raise StoreError(f"the database could not {doing}") from exc
+
+
+def _unstorable_text(exc: BaseException) -> bool:
+    """PostgreSQL text cannot hold U+0000, and UTF-8 cannot carry a lone surrogate."""
+    return isinstance(exc, asyncpg.CharacterNotInRepertoireError) or (
+        isinstance(exc, asyncpg.DataError) and isinstance(exc.__cause__, UnicodeEncodeError)
+    )
+
+
+async def _keep_session(connection: Any) -> None:
+    """Pool connections hold no session state (no SET, LISTEN, session lock or temp table), so
+    a release needs only the rollback asyncpg always does, not its reset query: that would cost
+    a round trip on every call, ``accept`` included."""
+
+
+class PostgresStore(Store):
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        command_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        listen_ping_seconds: float = 15.0,
+    ) -> None:
+        self._dsn = dsn
+        self._min_size, self._max_size = min_size, max_size
+        self._command_timeout = command_timeout
+        self._connect_timeout = connect_timeout
+        self._listen_ping = listen_ping_seconds
+        self._pool: Any = None
+        self._work = WorkListeners()
+        self._listen_task: asyncio.Task[None] | None = None
+        self._woke_at = -_WAKE_WINDOW  # monotonic time of the last wake-up sent
+        self._wake_owed = False  # an accept committed without one; the trailing one is due
+        self._trailing: asyncio.Task[None] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        with _translated("be reached"):
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                command_timeout=self._command_timeout,
+                timeout=self._connect_timeout,
+                reset=_keep_session,
+                server_settings={"application_name": "result-relay"},
+            )
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self) -> None:
+        # Replicas starting together queue on the lock; the first applies what is missing and the
+        # others then find it recorded. DDL is transactional: a failed migration leaves nothing.
+        async with self._transaction("migrate the schema") as conn:
+            await conn.execute(q.LOCK_MIGRATIONS, q.MIGRATION_LOCK)
+            await conn.execute(q.CREATE_SCHEMA_MIGRATIONS)
+            done = {row[0] for row in await conn.fetch(q.APPLIED_MIGRATIONS)}
+            for migration in load_migrations("postgres"):
+                if migration.version in done:
+                    continue
+                log.info("applying migration", extra={"version": migration.version})
+                await conn.execute(migration.sql)  # no arguments: several statements at once
+                await conn.execute(
+                    q.RECORD_MIGRATION, migration.version, migration.name, time.time()
+                )
+
+    async def close(self) -> None:
+        if self._trailing is not None:
+            self._trailing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trailing
+            self._trailing = None
+            if self._wake_owed and self._pool is not None:
+                with contextlib.suppress(StoreError):
+                    await self._announce()
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen_task
+            self._listen_task = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except _DRIVER_ERRORS:
+                pool.terminate()
+
+    async def ping(self) -> None:
+        await self._fetchval("be reached", "SELECT 1")
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _connection(self, doing: str) -> AsyncIterator[Any]:
+        pool = self._pool
+        if pool is None:
+            raise StoreError("the store is not open")
+        with _translated(doing):
+            async with pool.acquire(timeout=self._command_timeout) as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, doing: str) -> AsyncIterator[Any]:
+        async with self._connection(doing) as conn, conn.transaction():
+            yield conn
+
+    async def _fetch(self, doing: str, query: str, *args: Any) -> list[Any]:
+        async with self._connection(doing) as conn:
+            return list(await conn.fetch(query, *args))
+
+    async def _fetchrow(self, doing: str, query: str, *args: Any) -> Any:
+        async with self._connection(doing) as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def _fetchval(self, doing: str, query: str, *args: Any) -> Any:
+        async with self._connection(doing) as conn:
+            return await conn.fetchval(query, *args)
+
+    async def _announce(self) -> None:
+        """Wake every listening replica (for writes that committed without doing so)."""
+        async with self._connection("announce new work") as conn:
+            await conn.execute(q.WAKE)
+
+    async def _execute(self, doing: str, query: str, *args: Any) -> int:
+        """Run a write; how many rows it touched."""
+        async with self._connection(doing) as conn:
+            return _rowcount(await conn.execute(query, *args))
+
+    # -- results ------------------------------------------------------------------------------
+    async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
+        columns = result_columns(new)
+        args = [columns[name] for name in q.ACCEPT_COLUMNS]
+        # A second pass only if the existing row vanished (deleted) between the two statements.
+        for _ in range(3):
+            existing = None
+            wake = time.monotonic() - self._woke_at >= _WAKE_WINDOW
+            if wake:
+                self._woke_at = time.monotonic()
+            async with self._connection("accept the result") as conn:
+                row = await conn.fetchrow(q.ACCEPT, *args, now, wake)
+                if row is None:
+                    # ON CONFLICT waited for the other insert to commit, so it is visible now.
+                    existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
+            if row is not None:
+                if not wake and row["status"] == Status.PENDING:
+                    self._owe_wake()
+                values = {
+                    **columns,
+                    "status": row["status"],
+                    "orphan_reason": row["orphan_reason"],
+                    "next_attempt_at": row["next_attempt_at"],
+                    "created_at": now,
+                    "updated_at": now,
+                    "delivered_at": None,
+                    "attempts": 0,
+                    "last_error": None,
+                }
+                return AcceptOutcome(record_from_row(values, ()), created=True)
+            if existing is not None:
+                if existing["body_hash"] != new.body_hash:
+                    raise Conflict(
+                        f"workflow_id {new.workflow_id!r} was already submitted with another body",
+                        code="workflow_id_conflict",
+                    )
+                return AcceptOutcome(_record(existing), created=False)
+        raise StoreError("the result could not be accepted: its workflow id keeps changing")
+
+    def _owe_wake(self) -> None:
+        self._wake_owed = True
+        if self._trailing is None or self._trailing.done():
+            self._trailing = asyncio.create_task(self._trail(), name="relay-trailing-wake")
+
+    async def _trail(self) -> None:
+        while self._wake_owed:
+            await asyncio.sleep(_WAKE_WINDOW)
+            # Accepts committed before this line are covered by the NOTIFY below; later ones
+            # owe again and go round once more.
+            self._wake_owed = False
+            self._woke_at = time.monotonic()
+            try:
+                await self._announce()
+            except asyncio.CancelledError:
+                self._wake_owed = True  # closing: ``close`` sends it
+                raise
+            except Exception:  # a background task: log, never raise; polling finds the work
+                log.warning("announcing new work failed; polling will find it", exc_info=True)
+
+    async def get_result(self, tenant: str, workflow_id: str) -> ResultRecord | None:
+        row = await self._fetchrow("read the result", q.GET_RESULT, tenant, workflow_id)
+        return _record(row) if row is not None else None
+
+    async def list_results(
+        self, tenant: str, filters: ResultFilter, *, limit: int, cursor: str | None
+    ) -> Page:
+        args: list[Any] = []
+
+        def arg(value: Any) -> int:
+            args.append(value)
+            return len(args)
+
+        clauses = [q.LIST_RESULTS_FILTERS["tenant"].format(arg(tenant))]
+        wanted: dict[str, Any] = {
+            "status": filters.status.value if filters.status is not None else None,
+            "url": filters.url,
+            "requester_id": filters.requester_id,
+            "since": filters.since,
+            "until": filters.until,
+        }
+        for name, value in wanted.items():
+            if value is not None:
+                clauses.append(q.LIST_RESULTS_FILTERS[name].format(arg(value)))
+        if cursor is not None:
+            created_at, row_id = decode_cursor(cursor)
+            clauses.append(q.LIST_RESULTS_FILTERS["cursor"].format(arg(created_at), arg(row_id)))
+        sql = q.LIST_RESULTS + " AND ".join(clauses) + q.LIST_RESULTS_ORDER.format(arg(limit + 1))
+        rows = await self._fetch("list results", sql, *args)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if more else None
+        return Page(
+            tuple(_record(row) for row in rows),
+            encode_cursor(last["created_at"], last["id"]) if last is not None else None,
+        )
+
+    async def list_attempts(self, tenant: str, workflow_id: str) -> list[Attempt] | None:
+        rows = await self._fetch("list attempts", q.LIST_ATTEMPTS, tenant, workflow_id)
+        if not rows:
+            return None
+        return [attempt_from_row(row) for row in rows if row["id"] is not None]
+
+    async def delete_result(self, tenant: str, workflow_id: str) -> bool:
+        return await self._execute("delete the result", q.DELETE_RESULT, tenant, workflow_id) > 0
+
+    async def purge(self, *, before: float) -> int:
+        return await self._execute("purge results", q.PURGE, before)
+
+    # -- destinations -------------------------------------------------------------------------
+    async def put_destination(self, tenant: str, destination: Destination, *, now: float) -> bool:
+        created = await self._fetchval(
+            "store the destination",
+            q.PUT_DESTINATION,
+            tenant,
+            destination.name,
+            destination.webhook_id,
+            destination.webhook_token,
+            destination.thread_id,
+            now,
+        )
+        return bool(created)
+
+    async def get_destination(self, tenant: str, name: str) -> Destination | None:
+        row = await self._fetchrow("read the destination", q.GET_DESTINATION, tenant, name)
+        return _destination(row) if row is not None else None
+
+    async def list_destinations(self, tenant: str) -> list[Destination]:
+        rows = await self._fetch("list destinations", q.LIST_DESTINATIONS, tenant)
+        return [_destination(row) for row in rows]
+
+    async def delete_destination(self, tenant: str, name: str) -> bool:
+        return await self._execute("delete the destination", q.DELETE_DESTINATION, tenant, name) > 0
+
+    # -- API keys -----------------------------------------------------------------------------
+    async def add_api_key(self, key: ApiKey, *, key_hash: str) -> None:
+        await self._execute(
+            "store the API key",
+            q.ADD_API_KEY,
+            key.key_id,
+            key.tenant,
+            key_hash,
+            key.label,
+            key.created_at,
+        )
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        rows = await self._fetch("list API keys", q.LIST_API_KEYS)
+        return [
+            ApiKey(
+                key_id=row["key_id"],
+                tenant=row["tenant"],
+                label=row["label"],
+                created_at=row["created_at"],
+                revoked_at=row["revoked_at"],
+            )
+            for row in rows
+        ]
+
+    async def revoke_api_key(self, key_id: str, *, now: float) -> bool:
+        return await self._execute("revoke the API key", q.REVOKE_API_KEY, now, key_id) > 0
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        tenant = await self._fetchval("check the API key", q.TENANT_FOR_KEY, key_hash)
+        return str(tenant) if tenant is not None else None
+
+    # -- delivery -----------------------------------------------------------------------------
+    async def claim_lane(self, owner: str, *, now: float, lease_seconds: float) -> str | None:
+        lane = await self._fetchval("claim a lane", q.CLAIM_LANE, now, owner, lease_seconds)
+        return str(lane) if lane is not None else None
+
+    async def renew_lease(self, owner: str, lane: str, *, now: float, lease_seconds: float) -> bool:
+        renewed = await self._execute(
+            "renew the lease", q.RENEW_LEASE, now, lease_seconds, lane, owner
+        )
+        return renewed > 0
+
+    async def release_lane(self, owner: str, lane: str) -> None:
+        await self._execute("release the lane", q.RELEASE_LANE, lane, owner)
+
+    async def due_results(self, lane: str, *, now: float, limit: int) -> list[ResultRecord]:
+        rows = await self._fetch("read due results", q.DUE_RESULTS, lane, now, limit)
+        return [_record(row) for row in rows]
+
+    async def next_due_at(self, *, now: float) -> float | None:
+        due = await self._fetchval("read when work is due", q.NEXT_DUE_AT, now)
+        return float(due) if due is not None else None
+
+    async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None:
+        found = await self._fetchval(
+            "record the attempt", q.RECORD_ATTEMPT, tenant, workflow_id, *_attempt_args(attempt)
+        )
+        if found is None:
+            raise LookupError(f"no result {workflow_id!r}")
+
+    async def record_delivery(
+        self,
+        tenant: str,
+        workflow_id: str,
+        attempt: Attempt,
+        message: DeliveredMessage,
+        *,
+        finished: bool,
+        now: float,
+    ) -> None:
+        found = await self._fetchval(
+            "record the delivery",
+            q.RECORD_DELIVERY,
+            tenant,
+            workflow_id,
+            *_attempt_args(attempt),
+            message.part,
+            message.message_id,
+            message.route.value,
+            now,
+            finished,
+        )
+        if found is None:
+            raise LookupError(f"no result {workflow_id!r}")
+
+    async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
+        await self._execute("settle the result", q.MARK_DELIVERED, tenant, workflow_id, now)
+
+    async def schedule_retry(
+        self, tenant: str, workflow_id: str, *, at: float, error: str, now: float
+    ) -> None:
+        await self._execute(
+            "schedule the retry", q.SCHEDULE_RETRY, tenant, workflow_id, at, error, now
+        )
+
+    async def orphan(self, tenant: str, workflow_id: str, *, reason: str, now: float) -> None:
+        await self._execute("orphan the result", q.ORPHAN, tenant, workflow_id, reason, now)
+
+    async def redeliver(
+        self, tenant: str, workflow_id: str, *, destination: Destination | None, now: float
+    ) -> ResultRecord | None:
+        async with self._transaction("redeliver the result") as conn:
+            row = await conn.fetchrow(q.LOCK_RESULT, tenant, workflow_id)
+            if row is None:
+                return None
+            target = dict(row)
+            if destination is not None:
+                target.update(
+                    destination_name=destination.name,
+                    webhook_id=destination.webhook_id,
+                    webhook_token=destination.webhook_token,
+                    thread_id=destination.thread_id,
+                    lane=destination.lane,
+                )
+            dead = await conn.fetchval(q.ENTER_LANE, target["lane"])
+            if dead is not None and target["webhook_id"] is not None:
+                raise Conflict(
+                    "the destination webhook was deleted or its token refused; "
+                    "redeliver to another destination",
+                    code="destination_dead",
+                )
+            await conn.execute(q.DELETE_MESSAGES, row["id"])
+            await conn.execute(
+                q.REQUEUE,
+                row["id"],
+                now,
+                target["destination_name"],
+                target["webhook_id"],
+                target["webhook_token"],
+                target["thread_id"],
+                target["lane"],
+            )
+            await conn.execute(q.WAKE)
+            updated = await conn.fetchrow(q.GET_RESULT, tenant, workflow_id)
+        return _record(updated)
+
+    async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
+        async with self._transaction("kill the lane") as conn:
+            await conn.execute(q.KILL_LANE_LOCK, lane)
+            await conn.execute(q.KILL_LANE, lane, reason, now)
+            return _rowcount(await conn.execute(q.ORPHAN_LANE, lane, reason, now))
+
+    async def count_pending(self) -> tuple[int, float | None]:
+        row = await self._fetchrow("count pending results", q.COUNT_PENDING)
+        oldest = row[1]
+        return int(row[0]), float(oldest) if oldest is not None else None
+
+    # -- the fleet ----------------------------------------------------------------------------
+    async def subscribe(self, on_work: Callable[[], None]) -> None:
+        """Returns once this store listens (or its first try failed: it keeps trying in the
+        background, and polling covers the gap)."""
+        self._work.add(on_work)
+        if self._listen_task is None:
+            if self._pool is None:
+                raise StoreError("the store is not open")
+            first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._listen(first), name="relay-listen")
+            self._listen_task = task
+            await asyncio.wait([first, task], return_when=asyncio.FIRST_COMPLETED)
+
+    async def _listen(self, first: asyncio.Future[None]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._listen_once(first)
+                log.warning("the connection listening for new work was lost; reconnecting")
+                delay = 0.1
+            except Exception:  # the listener must outlive any failure; polling covers the gap
+                log.warning("listening for new work failed; will retry", exc_info=True)
+            if not first.done():
+                first.set_result(None)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _listen_once(self, first: asyncio.Future[None]) -> None:
+        """Listen on one connection until it is lost."""
+        conn = await asyncpg.connect(
+            self._dsn,
+            timeout=self._connect_timeout,
+            server_settings={"application_name": "result-relay-listen"},
+        )
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(q.WORK_CHANNEL, self._heard)
+            if first.done():
+                self._work.fire()  # whatever was announced while nobody listened
+            else:
+                first.set_result(None)
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self._listen_ping)
+                if not lost.is_set():
+                    # A peer that vanished without a word (a dropped network) shows here.
+                    await conn.fetchval("SELECT 1", timeout=self._connect_timeout)
+        finally:
+            conn.terminate()
+
+    def _heard(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self._work.fire()
+
+    async def heartbeat(self, owner: str, *, now: float, ttl: float) -> int:
+        alive = await self._fetchval("record the heartbeat", q.HEARTBEAT, owner, now, ttl)
+        return int(alive)
+
+    async def forget_replica(self, owner: str) -> None:
+        await self._execute("forget the replica", q.FORGET_REPLICA, owner)
+
+    async def pause_all(self, *, until: float) -> None:
+        await self._execute("pause the fleet", q.PAUSE_ALL, until)
+
+    async def paused_until(self) -> float:
+        return float(await self._fetchval("read the fleet's pause", q.PAUSED_UNTIL))
+
+
+def _rowcount(status: str) -> int:
+    """Rows touched, from a command tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _attempt_args(attempt: Attempt) -> tuple[Any, ...]:
+    return (
+        attempt.at,
+        attempt.part,
+        attempt.route.value,
+        attempt.outcome,
+        attempt.http_status,
+        attempt.discord_code,
+        attempt.duration_ms,
+        attempt.error,
+        attempt.counts,
+    )
+
+
+def _record(row: Row) -> ResultRecord:
+    parts: Sequence[dict[str, Any]] = json.loads(row["delivered_parts"] or "[]")
+    # JSON spells 5.0 as 5: times go back to floats, as every other read returns them.
+    messages = [{**part, "delivered_at": float(part["delivered_at"])} for part in parts]
+    return record_from_row(row, messages)
+
+
+def _destination(row: Row) -> Destination:
+    return Destination(
+        webhook_id=row["webhook_id"],
+        webhook_token=row["webhook_token"],
+        thread_id=row["thread_id"],
+        name=row["name"],
+    )

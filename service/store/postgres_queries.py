@@ -1,0 +1,319 @@
+"""Every SQL statement of the PostgreSQL store, named for what it does.
+
+Module constants rather than a ``.sql`` file: the wheel ships only ``migrations/*/*.sql`` as
+package data, constants need no loader, and ``test_postgres_migrations`` prepares each of them
+against the migrated schema, so a query that drifts from the schema fails there.
+Parameters are positional (``$1``); each constant's comment lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The advisory-lock key space of lanes (two-int form); ``relay_enter_lane`` takes the shared
+# lock of a lane under this class id, ``KILL_LANE`` the exclusive one.
+LANE_LOCK_CLASS: Final = 1381125209
+# One bigint key for migrations; the bigint and two-int key spaces do not overlap.
+MIGRATION_LOCK: Final = 7_310_870_969_320_468_841
+WORK_CHANNEL: Final = "relay_work"
+
+# -- migrations ---------------------------------------------------------------------------------
+LOCK_MIGRATIONS: Final = "SELECT pg_advisory_xact_lock($1::bigint)"
+CREATE_SCHEMA_MIGRATIONS: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+)
+APPLIED_MIGRATIONS: Final = "SELECT version FROM schema_migrations"
+RECORD_MIGRATION: Final = (
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3::float8)"
+)
+
+# -- results --------------------------------------------------------------------------------------
+# The columns ``base.result_columns`` fills, in the order of ACCEPT's first parameters.
+ACCEPT_COLUMNS: Final = (
+    "tenant",
+    "workflow_id",
+    "body_hash",
+    "results",
+    "url",
+    "depth",
+    "message",
+    "destination_name",
+    "webhook_id",
+    "webhook_token",
+    "thread_id",
+    "application_id",
+    "interaction_id",
+    "interaction_token",
+    "requester_user_id",
+    "requester_guild_id",
+    "requester_channel_id",
+    "lane",
+)
+_N = len(ACCEPT_COLUMNS)
+_LANE = ACCEPT_COLUMNS.index("lane") + 1
+_NOW = _N + 1
+_VALUES = ", ".join(
+    f"${i}::json" if name in ("results", "message") else f"${i}"
+    for i, name in enumerate(ACCEPT_COLUMNS, start=1)
+)
+
+# $1..$18 ACCEPT_COLUMNS, $19 now, $20 wake. One statement, one round trip: enter the lane,
+# insert unless the workflow id exists (then no row comes back and the caller reads the existing
+# one), and (wake) announce the new result to the fleet if it is pending, delivered on commit.
+ACCEPT: Final = f"""
+WITH lane AS (
+    SELECT relay_enter_lane(${_LANE}) AS dead_reason
+), inserted AS (
+    INSERT INTO results ({", ".join(ACCEPT_COLUMNS)},
+                         status, orphan_reason, next_attempt_at, created_at, updated_at)
+    SELECT {_VALUES},
+           CASE WHEN lane.dead_reason IS NULL THEN 'pending' ELSE 'orphaned' END,
+           lane.dead_reason,
+           CASE WHEN lane.dead_reason IS NULL THEN ${_NOW}::float8 END,
+           ${_NOW}::float8, ${_NOW}::float8
+    FROM lane
+    ON CONFLICT (tenant, workflow_id) DO NOTHING
+    RETURNING status, orphan_reason, next_attempt_at
+), woken AS (
+    SELECT pg_notify('{WORK_CHANNEL}', '') FROM inserted
+    WHERE status = 'pending' AND ${_NOW + 1}::boolean
+)
+SELECT status, orphan_reason, next_attempt_at, (SELECT count(*) FROM woken) AS woken
+FROM inserted
+"""
+
+# A results row with its delivered parts as a JSON array (one round trip for a whole record).
+_RESULT_WITH_MESSAGES = """
+SELECT r.*,
+       (SELECT json_agg(json_build_object('part', m.part, 'message_id', m.message_id,
+                                          'route', m.route, 'delivered_at', m.delivered_at)
+                        ORDER BY m.part)
+        FROM messages m WHERE m.result_id = r.id) AS delivered_parts
+FROM results r
+"""
+
+# $1 tenant, $2 workflow_id
+GET_RESULT: Final = _RESULT_WITH_MESSAGES + "WHERE r.tenant = $1 AND r.workflow_id = $2"
+
+# LIST_RESULTS_WHERE is completed with the filters, then LIST_RESULTS_ORDER ($n limit).
+LIST_RESULTS: Final = _RESULT_WITH_MESSAGES + "WHERE "
+LIST_RESULTS_FILTERS: Final = {
+    "tenant": "r.tenant = ${}",
+    "status": "r.status = ${}",
+    "url": "r.url = ${}",
+    "requester_id": "r.requester_user_id = ${}",
+    "since": "r.created_at >= ${}::float8",
+    "until": "r.created_at < ${}::float8",
+    "cursor": "(r.created_at < ${0}::float8 OR (r.created_at = ${0}::float8 AND r.id < ${1}))",
+}
+LIST_RESULTS_ORDER: Final = " ORDER BY r.created_at DESC, r.id DESC LIMIT ${}"
+
+# $1 tenant, $2 workflow_id: one row with NULL attempt columns when there is none yet.
+LIST_ATTEMPTS: Final = """
+SELECT a.* FROM results r LEFT JOIN attempts a ON a.result_id = r.id
+WHERE r.tenant = $1 AND r.workflow_id = $2
+ORDER BY a.id
+"""
+
+# $1 tenant, $2 workflow_id
+DELETE_RESULT: Final = "DELETE FROM results WHERE tenant = $1 AND workflow_id = $2"
+
+# $1 before
+PURGE: Final = "DELETE FROM results WHERE created_at < $1::float8 AND status <> 'pending'"
+
+# -- destinations and API keys -----------------------------------------------------------------
+# $1 tenant, $2 name, $3 webhook_id, $4 webhook_token, $5 thread_id, $6 now; true when new.
+PUT_DESTINATION: Final = """
+INSERT INTO destinations (tenant, name, webhook_id, webhook_token, thread_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6::float8)
+ON CONFLICT (tenant, name) DO UPDATE SET webhook_id = excluded.webhook_id,
+    webhook_token = excluded.webhook_token, thread_id = excluded.thread_id
+RETURNING (xmax = 0) AS created
+"""
+# $1 tenant, $2 name
+GET_DESTINATION: Final = "SELECT * FROM destinations WHERE tenant = $1 AND name = $2"
+# $1 tenant
+LIST_DESTINATIONS: Final = "SELECT * FROM destinations WHERE tenant = $1 ORDER BY name"
+# $1 tenant, $2 name
+DELETE_DESTINATION: Final = "DELETE FROM destinations WHERE tenant = $1 AND name = $2"
+
+# $1 key_id, $2 tenant, $3 key_hash, $4 label, $5 created_at
+ADD_API_KEY: Final = (
+    "INSERT INTO api_keys (key_id, tenant, key_hash, label, created_at) "
+    "VALUES ($1, $2, $3, $4, $5::float8)"
+)
+LIST_API_KEYS: Final = "SELECT * FROM api_keys ORDER BY created_at, key_id"
+# $1 now, $2 key_id
+REVOKE_API_KEY: Final = (
+    "UPDATE api_keys SET revoked_at = $1::float8 WHERE key_id = $2 AND revoked_at IS NULL"
+)
+# $1 key_hash
+TENANT_FOR_KEY: Final = "SELECT tenant FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+
+# -- delivery -------------------------------------------------------------------------------------
+# $1 now, $2 owner, $3 lease_seconds. The lane of the result due first whose lane is alive and
+# free. SKIP LOCKED passes over lanes another replica is claiming this instant; the row lock
+# re-checks the lease on the newest row version, so a lane claimed and committed since this
+# statement's snapshot is passed over too: one live owner per lane, whatever the concurrency.
+CLAIM_LANE: Final = """
+WITH pick AS (
+    SELECT l.lane
+    FROM results r JOIN lanes l ON l.lane = r.lane
+    WHERE r.status = 'pending' AND r.next_attempt_at <= $1::float8
+      AND l.dead_reason IS NULL
+      AND (l.lease_owner IS NULL OR l.lease_expires_at <= $1::float8)
+    ORDER BY r.next_attempt_at
+    LIMIT 1
+    FOR UPDATE OF l SKIP LOCKED
+)
+UPDATE lanes SET lease_owner = $2, lease_expires_at = $1::float8 + $3::float8
+FROM pick WHERE lanes.lane = pick.lane
+RETURNING lanes.lane
+"""
+
+# $1 now, $2 lease_seconds, $3 lane, $4 owner
+RENEW_LEASE: Final = """
+UPDATE lanes SET lease_expires_at = $1::float8 + $2::float8
+WHERE lane = $3 AND lease_owner = $4 AND lease_expires_at > $1::float8 AND dead_reason IS NULL
+"""
+
+# $1 lane, $2 owner
+RELEASE_LANE: Final = (
+    "UPDATE lanes SET lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE lane = $1 AND lease_owner = $2"
+)
+
+# $1 lane, $2 now, $3 limit
+DUE_RESULTS: Final = _RESULT_WITH_MESSAGES + (
+    "WHERE r.lane = $1 AND r.status = 'pending' AND r.next_attempt_at <= $2::float8 "
+    "ORDER BY r.created_at, r.id LIMIT $3"
+)
+
+# $1 now
+NEXT_DUE_AT: Final = """
+SELECT min(CASE WHEN l.lease_expires_at > $1::float8
+                THEN greatest(r.next_attempt_at, l.lease_expires_at)
+                ELSE r.next_attempt_at END)
+FROM results r LEFT JOIN lanes l ON l.lane = r.lane
+WHERE r.status = 'pending' AND l.dead_reason IS NULL
+"""
+
+_ATTEMPT_INSERT = """
+    INSERT INTO attempts (result_id, at, part, route, outcome, http_status, discord_code,
+                          duration_ms, error, counts)
+    SELECT target.id, $3::float8, $4, $5, $6, $7, $8, $9::float8, $10, $11 FROM target
+"""
+
+# $1 tenant, $2 workflow_id, $3..$11 the attempt (at, part, route, outcome, http_status,
+# discord_code, duration_ms, error, counts). Returns the result id, no row if there is none.
+RECORD_ATTEMPT: Final = f"""
+WITH target AS (
+    SELECT id FROM results WHERE tenant = $1 AND workflow_id = $2
+), attempt AS ({_ATTEMPT_INSERT}
+), counted AS (
+    UPDATE results SET attempts = attempts + 1 FROM target
+    WHERE results.id = target.id AND $11::boolean
+)
+SELECT id FROM target
+"""
+
+# As RECORD_ATTEMPT, then $12 part, $13 message_id, $14 route, $15 now, $16 finished: the
+# attempt, the delivered part and (finished) the status in one statement, one transaction.
+RECORD_DELIVERY: Final = f"""
+WITH target AS (
+    SELECT id FROM results WHERE tenant = $1 AND workflow_id = $2
+), attempt AS ({_ATTEMPT_INSERT}
+), part AS (
+    INSERT INTO messages (result_id, part, message_id, route, delivered_at)
+    SELECT target.id, $12, $13, $14, $15::float8 FROM target
+    ON CONFLICT (result_id, part) DO UPDATE SET message_id = excluded.message_id,
+        route = excluded.route, delivered_at = excluded.delivered_at
+), settled AS (
+    UPDATE results SET
+        attempts = attempts + CASE WHEN $11::boolean THEN 1 ELSE 0 END,
+        status = CASE WHEN $16::boolean THEN 'delivered' ELSE status END,
+        delivered_at = CASE WHEN $16::boolean THEN $15::float8 ELSE delivered_at END,
+        next_attempt_at = CASE WHEN $16::boolean THEN NULL ELSE next_attempt_at END,
+        orphan_reason = CASE WHEN $16::boolean THEN NULL ELSE orphan_reason END,
+        updated_at = CASE WHEN $16::boolean THEN $15::float8 ELSE updated_at END
+    FROM target
+    WHERE results.id = target.id AND ($11::boolean OR $16::boolean)
+)
+SELECT id FROM target
+"""
+
+# $1 tenant, $2 workflow_id, $3 now
+MARK_DELIVERED: Final = """
+UPDATE results SET status = 'delivered', delivered_at = $3::float8, next_attempt_at = NULL,
+    orphan_reason = NULL, updated_at = $3::float8
+WHERE tenant = $1 AND workflow_id = $2 AND status = 'pending'
+"""
+
+# $1 tenant, $2 workflow_id, $3 at, $4 error, $5 now
+SCHEDULE_RETRY: Final = """
+UPDATE results SET status = 'pending', next_attempt_at = $3::float8, last_error = $4,
+    updated_at = $5::float8
+WHERE tenant = $1 AND workflow_id = $2 AND status = 'pending'
+"""
+
+# $1 tenant, $2 workflow_id, $3 reason, $4 now
+ORPHAN: Final = """
+UPDATE results SET status = 'orphaned', orphan_reason = $3, next_attempt_at = NULL,
+    last_error = COALESCE(last_error, $3), updated_at = $4::float8
+WHERE tenant = $1 AND workflow_id = $2 AND status = 'pending'
+"""
+
+# $1 tenant, $2 workflow_id: the row redeliver changes, locked until it commits.
+LOCK_RESULT: Final = "SELECT * FROM results WHERE tenant = $1 AND workflow_id = $2 FOR UPDATE"
+# $1 lane: why it is dead, or NULL (and the lane has a row from now on).
+ENTER_LANE: Final = "SELECT relay_enter_lane($1)"
+# $1 result id
+DELETE_MESSAGES: Final = "DELETE FROM messages WHERE result_id = $1"
+# $1 id, $2 now, $3 destination_name, $4 webhook_id, $5 webhook_token, $6 thread_id, $7 lane
+REQUEUE: Final = """
+UPDATE results SET status = 'pending', next_attempt_at = $2::float8, attempts = 0,
+    orphan_reason = NULL, delivered_at = NULL, updated_at = $2::float8,
+    destination_name = $3, webhook_id = $4, webhook_token = $5, thread_id = $6, lane = $7
+WHERE id = $1
+"""
+# Delivered to every listening replica when the transaction commits, not before.
+WAKE: Final = f"NOTIFY {WORK_CHANNEL}"
+
+# $1 lane, $2 reason, $3 now. The exclusive lane lock waits for accepts entering the lane (see
+# relay_enter_lane) and holds new ones back until this commits.
+KILL_LANE_LOCK: Final = f"SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, hashtext($1))"
+KILL_LANE: Final = """
+INSERT INTO lanes (lane, dead_reason, dead_at) VALUES ($1, $2, $3::float8)
+ON CONFLICT (lane) DO UPDATE SET dead_reason = excluded.dead_reason, dead_at = excluded.dead_at,
+    lease_owner = NULL, lease_expires_at = NULL
+"""
+ORPHAN_LANE: Final = """
+UPDATE results SET status = 'orphaned', orphan_reason = $2, next_attempt_at = NULL,
+    updated_at = $3::float8
+WHERE lane = $1 AND status = 'pending'
+"""
+
+COUNT_PENDING: Final = "SELECT count(*), min(created_at) FROM results WHERE status = 'pending'"
+
+# -- the fleet ------------------------------------------------------------------------------------
+# $1 owner, $2 now, $3 ttl. Expired replicas are deleted with SKIP LOCKED so that replicas
+# cleaning up at once never wait for (or deadlock on) each other.
+HEARTBEAT: Final = """
+WITH beat AS (
+    INSERT INTO replicas (owner, alive_until) VALUES ($1, $2::float8 + $3::float8)
+    ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until
+), expired AS (
+    DELETE FROM replicas WHERE owner IN (
+        SELECT owner FROM replicas WHERE alive_until <= $2::float8 AND owner <> $1
+        FOR UPDATE SKIP LOCKED
+    )
+)
+SELECT 1 + count(*) FROM replicas WHERE alive_until > $2::float8 AND owner <> $1
+"""
+# $1 owner
+FORGET_REPLICA: Final = "DELETE FROM replicas WHERE owner = $1"
+# $1 until
+PAUSE_ALL: Final = "UPDATE fleet SET paused_until = greatest(paused_until, $1::float8) WHERE id = 1"
+PAUSED_UNTIL: Final = "SELECT paused_until FROM fleet WHERE id = 1"
+LISTEN: Final = f"LISTEN {WORK_CHANNEL}"
