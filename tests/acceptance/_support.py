@@ -138,6 +138,7 @@ class Relay:
     tmp_path: Path
     database_url: str
     servers: list[Server] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, extra_env: Mapping[str, str] | None = None) -> Server:
         port = free_port()
@@ -175,9 +176,27 @@ class Relay:
             )
         return result
 
+    def spawn(
+        self, *args: str, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A long-running ``result-relay`` command (e.g. ``worker``), stopped at teardown."""
+        process = subprocess.Popen(
+            [*cli_command(), *args],
+            env=relay_env(self.database_url, extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
     def stop_all(self) -> None:
         for server in self.servers:
             server.stop()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
 
 
 def _wait_healthy(server: Server) -> None:

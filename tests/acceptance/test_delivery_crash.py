@@ -107,3 +107,30 @@ def test_sigterm_finishes_requests_in_flight_and_releases_lanes(relay: Relay) ->
             )
         assert len(emulator.messages(hook.id)) == 12
         assert emulator.counters.payload_400s == 0
+
+
+def test_worker_command_delivers_what_an_api_only_server_accepted(relay: Relay) -> None:
+    # given an API process without a worker, and `result-relay worker` alone on the same database
+    emulator = DiscordEmulator()
+    with EmulatorServer(emulator) as discord:
+        env = {"RELAY_DISCORD_API_BASE": discord.api_base, "RELAY_POLL_SECONDS": "0.2"}
+        api_only = relay.start({**env, "RELAY_WORKER_ENABLED": "false"})
+        worker = relay.spawn("worker", extra_env=env)
+        hook = emulator.create_webhook()
+        with api_only.client(headers=auth()) as api:
+            body = {
+                "workflow_id": "wf_w",
+                "results": {"summary": "x"},
+                "destination": {"webhook_url": hook.url},
+            }
+            assert api.post("/v1/results", json=body).status_code == 202
+            # then the worker finds it by polling and delivers it
+            _wait(lambda: len(emulator.messages(hook.id)) == 1, 15, "the delivery")
+            _wait(
+                lambda: api.get("/v1/results/wf_w").json()["status"] == "delivered",
+                5,
+                "the record",
+            )
+        # and it stops cleanly on SIGTERM
+        worker.terminate()
+        assert worker.wait(15) == 0
