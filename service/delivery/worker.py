@@ -80,10 +80,10 @@ class Worker:
         self._lease = settings.lease_seconds
         self._poll = settings.poll_seconds
         self._max_lanes = settings.worker_lanes
-        # Smooth pacing: a burst of a tenth of a second keeps any one-second window under the rate.
+        # Evenly spaced, no bursts: requests that arrive bunched after a stall still leave the
+        # slack between the budget (45/s) and Discord's limit (50/s) for latency jitter.
         self._global_rps = settings.global_rps
         self._budget = TokenBucket(rate=settings.global_rps, burst=1.0)
-        self._budget.share(settings.global_rps)
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -382,18 +382,18 @@ class Worker:
         return outcome
 
     async def _wait_turn(self, bucket: Bucket, *, counts_globally: bool) -> None:
-        """Wait for the lane's bucket, a global pause and the invalid-request brake; then take a
-        token of the process-wide budget (interaction follow-ups do not count toward it)."""
+        """Wait for the lane's bucket, a global pause and the invalid-request brake, and for a
+        token of the process-wide budget (interaction follow-ups do not count toward it). The
+        checks run again after every sleep: a pause may have begun meanwhile."""
+        has_token = not counts_globally
         while True:
             now = self._monotonic()
             wait = max(bucket.delay(now), self._budget.paused_until - now, self._invalid.delay(now))
+            if wait <= 0 and not has_token:
+                wait, has_token = self._budget.take(now), True
             if wait <= 0:
                 break
             await self._sleep(wait)
-        if counts_globally:
-            wait = self._budget.take(self._monotonic())
-            if wait > 0:
-                await self._sleep(wait)
         bucket.spend(self._monotonic())
 
     def _observe(self, bucket: Bucket, outcome: SendOutcome) -> None:

@@ -127,9 +127,8 @@ class TokenBucket:
         self.paused_until = max(self.paused_until, until)
 
     def share(self, rate: float) -> None:
-        """Change the rate (a replica's share of the fleet's budget), keeping smooth bursts."""
+        """Change the rate (a replica's share of the fleet's budget)."""
         self.rate = rate
-        self.burst = max(1.0, rate / 10)
 
 
 class InvalidRequestWindow:
