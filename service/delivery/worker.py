@@ -174,9 +174,11 @@ class Worker:
             self._lanes[name] = task
             task.add_done_callback(functools.partial(self._lane_finished, name))
 
-    def _lane_finished(self, name: str, _: asyncio.Task[None]) -> None:
+    def _lane_finished(self, name: str, task: asyncio.Task[None]) -> None:
         self._lanes.pop(name, None)
         self._wake.set()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("lane task crashed", extra={"lane": name}, exc_info=error)
 
     async def _idle(self) -> None:
         timeout = self._poll
@@ -210,7 +212,7 @@ class Worker:
                 for record in due:
                     if self._stop.is_set() or lane.lease_lost:
                         break
-                    if not await self._deliver(record, lane):
+                    if not await self._deliver_safely(record, lane):
                         return  # the webhook is dead: nothing more goes to it
         except _Stopped:
             pass
@@ -236,6 +238,24 @@ class Worker:
                 return
 
     # -- a result -----------------------------------------------------------------------------
+    async def _deliver_safely(self, record: ResultRecord, lane: _Lane) -> bool:
+        """``_deliver``, except that one result's surprise never stalls its lane."""
+        try:
+            return await self._deliver(record, lane)
+        except (_Stopped, StoreError):
+            raise
+        except LookupError:
+            return True  # deleted through the API while it was being delivered
+        except Exception:
+            # A bug, not Discord: keep the result retrievable rather than retry it forever.
+            log.exception(
+                "delivery failed unexpectedly; result kept as orphaned",
+                extra={"tenant": record.tenant, "workflow_id": record.workflow_id},
+            )
+            with contextlib.suppress(StoreError, LookupError):
+                await self._orphan(record, "internal_error")
+            return True
+
     async def _deliver(self, record: ResultRecord, lane: _Lane) -> bool:
         """Send the parts not yet delivered; False when the lane's webhook turned out dead."""
         done = {message.part for message in record.messages}

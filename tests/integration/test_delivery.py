@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -376,3 +377,37 @@ def _interaction(interaction: Any) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _quiet_emulator(emulator: DiscordEmulator) -> None:
     emulator.load_schema()  # compile Discord's schema before timing-sensitive tests begin
+
+
+async def test_a_result_deleted_while_in_flight_does_not_stall_its_lane(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    hook = emulator.create_webhook()
+    emulator.inject_fault("hang_after_store", webhook_id=hook.id, seconds=0.3)
+    await submit(client, to(hook, "wf_gone"))
+    await submit(client, to(hook, "wf_next"))
+    drain = asyncio.create_task(worker.drain())
+    while emulator.counters.total_requests == 0:
+        await asyncio.sleep(0.01)
+    assert (await client.delete("/v1/results/wf_gone", headers=ACME)).status_code == 204
+    await drain
+    assert (await fetch(client, "wf_next"))["status"] == "delivered"
+    assert "lane task crashed" not in caplog.text
+
+
+async def test_an_unexpected_error_keeps_the_result_as_orphaned(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    hook = emulator.create_webhook()
+    await submit(client, to(hook, "wf_bug"))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a rendering bug")
+
+    monkeypatch.setattr("service.delivery.worker.render_result", broken)
+    await worker.drain()
+    record = await fetch(client, "wf_bug")
+    assert (record["status"], record["retrieval_info"]["reason"]) == ("orphaned", "internal_error")
+    assert emulator.counters.total_requests == 0
