@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -26,6 +27,8 @@ from service.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from service.retention import purge_periodically
 from service.store import Store, make_store
 
+log = logging.getLogger(__name__)
+
 DESCRIPTION = """\
 result-relay takes finished results from a Discord bot, stores them durably, and delivers them
 through channel webhooks (or the interaction follow-up while its token is valid). What cannot be
@@ -34,6 +37,12 @@ delivered is kept as an orphaned result, retrievable here.
 All `/v1` routes need `Authorization: Bearer <api key>`. Errors are
 `{"error": {"code": "...", "message": "..."}}`.
 """
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """A background task that dies says so at once (``/readyz`` turns 503 as well)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("background task crashed", extra={"task": task.get_name()}, exc_info=error)
 
 
 def openapi_yaml(app: FastAPI) -> str:
@@ -80,7 +89,9 @@ def create_app(
         await store.open()
         tasks: list[asyncio.Task[None]] = []
         if background and worker is not None:
-            tasks.append(asyncio.create_task(worker.run(), name="delivery-worker"))
+            worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+            worker_task.add_done_callback(_log_crash)
+            tasks.append(worker_task)
         if background:
             tasks.append(
                 asyncio.create_task(

@@ -100,7 +100,10 @@ class Worker:
 
     async def run(self) -> None:
         """Work until :meth:`stop`."""
-        await self._store.subscribe(self.notify)  # another replica's accepts wake this one
+        try:
+            await self._store.subscribe(self.notify)  # another replica's accepts wake this one
+        except StoreError:
+            log.warning("could not listen for new work; polling only", exc_info=True)
         # Send nothing for one heartbeat: the replicas already running learn that the global
         # budget is now shared by one more before this one spends any of it.
         self._budget.pause(self._monotonic() + _FLEET_SECONDS)
