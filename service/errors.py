@@ -51,3 +51,8 @@ class PayloadTooLarge(RelayError):
 class StoreError(RelayError):
     status_code = 503
     code = "store_unavailable"
+
+
+class DiscordUnavailable(RelayError):
+    status_code = 503
+    code = "discord_unavailable"

@@ -7,32 +7,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 
 from service.api.deps import CallerDep
+from service.api.errors import UNAUTHORIZED, documented
 from service.api.schemas import (
     DESTINATION_NAME_PATTERN,
     DestinationCreate,
     DestinationPublic,
     DestinationsPublic,
-    ErrorResponse,
 )
 from service.delivery.retry import Disposition
 from service.discord.webhook_url import parse_webhook_url
 from service.domain import Destination
-from service.errors import InvalidRequest, NotFound, RelayError
+from service.errors import DiscordUnavailable, InvalidRequest, NotFound
 
 router = APIRouter(
     prefix="/v1/destinations",
     tags=["destinations"],
-    responses={401: {"model": ErrorResponse, "description": "Missing or invalid API key"}},
+    responses=UNAUTHORIZED,
 )
 Name = Annotated[str, Path(pattern=DESTINATION_NAME_PATTERN)]
-_not_found: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No destination with that name"}
-}
-
-
-class DiscordUnavailable(RelayError):
-    status_code = 503
-    code = "discord_unavailable"
+_not_found: dict[int | str, dict[str, Any]] = {404: documented("No destination with that name")}
 
 
 def _public(destination: Destination) -> DestinationPublic:
@@ -48,8 +41,8 @@ def _public(destination: Destination) -> DestinationPublic:
     summary="Register (or replace) a named channel webhook",
     responses={
         200: {"model": DestinationPublic, "description": "Replaced an existing destination"},
-        422: {"model": ErrorResponse, "description": "Invalid URL, or Discord refused it"},
-        503: {"model": ErrorResponse, "description": "Discord could not be asked right now"},
+        422: documented("Invalid URL, or Discord refused it"),
+        503: documented("Discord could not be asked right now"),
     },
 )
 async def put_destination(

@@ -39,6 +39,14 @@ _FIELD_CODES = {
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
 
+def documented(description: str) -> dict[str, Any]:
+    """An error answer as the OpenAPI description shows it: the error body, and when."""
+    return {"model": ErrorResponse, "description": description}
+
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: documented("Missing or invalid API key")}
+
+
 def error_response(
     status: int,
     code: str,

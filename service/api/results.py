@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from service.api.deps import CallerDep
+from service.api.errors import UNAUTHORIZED, documented
 from service.api.schemas import (
     AttemptPublic,
     AttemptsPublic,
-    ErrorResponse,
     RedeliverRequest,
     ResultCreate,
     ResultPublic,
@@ -28,12 +28,10 @@ from service.intake import resolve_destination, submit_result
 router = APIRouter(
     prefix="/v1/results",
     tags=["results"],
-    responses={401: {"model": ErrorResponse, "description": "Missing or invalid API key"}},
+    responses=UNAUTHORIZED,
 )
 
-_not_found: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No such result for this tenant"}
-}
+_not_found: dict[int | str, dict[str, Any]] = {404: documented("No such result for this tenant")}
 
 
 def _missing(workflow_id: str) -> NotFound:
@@ -47,9 +45,9 @@ def _missing(workflow_id: str) -> NotFound:
     summary="Submit a finished result",
     responses={
         200: {"model": ResultPublic, "description": "The same body was submitted before"},
-        409: {"model": ErrorResponse, "description": "The workflow_id exists with another body"},
-        413: {"model": ErrorResponse, "description": "The body is over RELAY_MAX_BODY_BYTES"},
-        422: {"model": ErrorResponse, "description": "A field breaks a rule; `code` names it"},
+        409: documented("The workflow_id exists with another body"),
+        413: documented("The body is over RELAY_MAX_BODY_BYTES"),
+        422: documented("A field breaks a rule; `code` names it"),
     },
 )
 async def create_result(payload: ResultCreate, caller: CallerDep) -> Response:
@@ -77,7 +75,7 @@ async def create_result(payload: ResultCreate, caller: CallerDep) -> Response:
     "",
     response_model=ResultsPublic,
     summary="List and search results, newest first",
-    responses={422: {"model": ErrorResponse, "description": "A query parameter is invalid"}},
+    responses={422: documented("A query parameter is invalid")},
 )
 async def list_results(
     caller: CallerDep,
@@ -150,8 +148,8 @@ async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
     summary="Deliver a result again, optionally to another destination",
     responses={
         **_not_found,
-        409: {"model": ErrorResponse, "description": "The target webhook is dead"},
-        422: {"model": ErrorResponse, "description": "The destination is invalid"},
+        409: documented("The target webhook is dead"),
+        422: documented("The destination is invalid"),
     },
 )
 async def redeliver_result(
