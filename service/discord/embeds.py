@@ -8,11 +8,13 @@ whether it had to cut or drop anything, because then the full results must be at
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from service.discord.limits import LIMITS, embed_size, is_embed_url
 from service.discord.split import clamp
+
+T = TypeVar("T")
 
 DEFAULT_TITLE = "Analysis complete"
 SUMMARY_COLOR = 0x5865F2
@@ -230,19 +232,27 @@ def clean_embed(raw: Any) -> tuple[Embed | None, bool]:
     return embed, fit_embed(embed) or lost
 
 
-def pack_embeds(embeds: list[Embed]) -> list[list[Embed]]:
-    """Consecutive groups of at most 10 embeds and 6000 characters, in order (each embed must
-    already fit alone)."""
-    groups: list[list[Embed]] = []
-    current: list[Embed] = []
+def pack(
+    items: Sequence[T], size: Callable[[T], int], *, max_count: int, max_size: int
+) -> list[list[T]]:
+    """Consecutive groups, in order, of at most ``max_count`` items whose sizes add up to at
+    most ``max_size`` (an item over ``max_size`` alone still gets a group of its own)."""
+    groups: list[list[T]] = []
+    current: list[T] = []
     total = 0
-    for embed in embeds:
-        size = embed_size(embed)
-        if current and (len(current) == LIMITS.embeds or total + size > LIMITS.embed_total):
+    for item in items:
+        item_size = size(item)
+        if current and (len(current) == max_count or total + item_size > max_size):
             groups.append(current)
             current, total = [], 0
-        current.append(embed)
-        total += size
+        current.append(item)
+        total += item_size
     if current:
         groups.append(current)
     return groups
+
+
+def pack_embeds(embeds: list[Embed]) -> list[list[Embed]]:
+    """Consecutive groups of at most 10 embeds and 6000 characters, in order (each embed must
+    already fit alone)."""
+    return pack(embeds, embed_size, max_count=LIMITS.embeds, max_size=LIMITS.embed_total)

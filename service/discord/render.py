@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.discord.embeds import Embed, clean_embed, pack_embeds, summary_embed
+from service.discord.embeds import Embed, clean_embed, pack, pack_embeds, summary_embed
 from service.discord.limits import LIMITS
 from service.discord.report import (
     chunk_bytes,
@@ -194,19 +194,12 @@ def _add_note(bodies: list[dict[str, Any]], note: str) -> None:
 
 def _group_files(files: list[_File], file_limit: int) -> list[list[_File]]:
     """Consecutive groups of at most 10 files adding up to at most ``file_limit`` bytes."""
-    groups: list[list[_File]] = []
-    current: list[_File] = []
-    total = 0
-    for f in files:
-        size = len(f.attachment.content)
-        if current and (len(current) == LIMITS.attachments or total + size > file_limit):
-            groups.append(current)
-            current, total = [], 0
-        current.append(f)
-        total += size
-    if current:
-        groups.append(current)
-    return groups
+    return pack(
+        files,
+        lambda f: len(f.attachment.content),
+        max_count=LIMITS.attachments,
+        max_size=file_limit,
+    )
 
 
 def _encodable(value: Any) -> Any:

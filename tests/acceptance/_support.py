@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -49,6 +49,14 @@ def submission(workflow_id: str, results: dict[str, object] | None = None) -> di
         "results": results if results is not None else {"summary": f"result of {workflow_id}"},
         "destination": {"webhook_url": WEBHOOK_URL},
     }
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def cli_command() -> list[str]:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable
 
 from service.testing import DiscordEmulator, EmulatorServer
 
-from ._support import Relay, auth
+from ._support import Relay, auth, wait_until
 
 WEBHOOKS = 8
 PER_WEBHOOK = 10
-
-
-def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_sigkill_mid_burst_loses_nothing_and_duplicates_only_in_flight(relay: Relay) -> None:
@@ -51,7 +42,7 @@ def test_sigkill_mid_burst_loses_nothing_and_duplicates_only_in_flight(relay: Re
             ]
 
         # when the process is SIGKILLed in the middle of the burst
-        _wait(lambda: len(received()) >= WEBHOOKS * 3, 20, "the burst to start")
+        wait_until(lambda: len(received()) >= WEBHOOKS * 3, 20, "the burst to start")
         first.kill()
         # and a new one starts on the same database
         second = relay.start(env)
@@ -61,7 +52,7 @@ def test_sigkill_mid_burst_loses_nothing_and_duplicates_only_in_flight(relay: Re
                 listing = api.get("/v1/results", params={"status": "pending", "limit": 1})
                 return listing.json()["items"] == []
 
-            _wait(settled, 60, "every result to settle")
+            wait_until(settled, 60, "every result to settle")
             records = {w: api.get(f"/v1/results/{w}").json() for w in ids}
 
     # then every result was delivered, nothing lost, and each stored id is one Discord holds
@@ -92,7 +83,7 @@ def test_sigterm_finishes_requests_in_flight_and_releases_lanes(relay: Relay) ->
                     "destination": {"webhook_url": hook.url},
                 }
                 assert api.post("/v1/results", json=body).status_code == 202
-        _wait(lambda: len(emulator.messages(hook.id)) >= 5, 10, "the first messages")
+        wait_until(lambda: len(emulator.messages(hook.id)) >= 5, 10, "the first messages")
         # when it is asked to stop while the lane waits for Discord's bucket to refill
         # (uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why)
         assert server.stop() in (0, -15)
@@ -100,7 +91,7 @@ def test_sigterm_finishes_requests_in_flight_and_releases_lanes(relay: Relay) ->
         # then a new process takes over at once (the lease was released, not left to expire)
         again = relay.start({**env, "RELAY_LEASE_SECONDS": "300"})
         with again.client(headers=auth()) as api:
-            _wait(
+            wait_until(
                 lambda: api.get("/v1/results", params={"status": "pending"}).json()["items"] == [],
                 20,
                 "the rest to be delivered",
@@ -125,8 +116,8 @@ def test_worker_command_delivers_what_an_api_only_server_accepted(relay: Relay) 
             }
             assert api.post("/v1/results", json=body).status_code == 202
             # then the worker finds it by polling and delivers it
-            _wait(lambda: len(emulator.messages(hook.id)) == 1, 15, "the delivery")
-            _wait(
+            wait_until(lambda: len(emulator.messages(hook.id)) == 1, 15, "the delivery")
+            wait_until(
                 lambda: api.get("/v1/results/wf_w").json()["status"] == "delivered",
                 5,
                 "the record",

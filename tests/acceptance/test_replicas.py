@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from service.testing import DiscordEmulator, EmulatedWebhook, EmulatorServer
 from tests.postgres import create_database, drop_database
 
-from ._support import Relay, auth
+from ._support import Relay, auth, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -32,13 +31,6 @@ def pg_relay(tmp_path: Path) -> Iterator[Relay]:
     finally:
         manager.stop_all()
         asyncio.run(drop_database(url))
-
-
-def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _footers(emulator: DiscordEmulator, hooks: list[EmulatedWebhook]) -> list[str]:
@@ -87,7 +79,7 @@ def test_three_replicas_share_the_work_within_discords_limits(pg_relay: Relay) -
         # given 600 results over 30 webhooks, accepted by the three replicas in turn
         ids = _submit([r.base_url for r in replicas], hooks, "a")
         # then all are delivered, one request at a time per webhook, within the limits
-        _wait(lambda: len(_footers(emulator, hooks)) >= len(ids), 90, "600 deliveries")
+        wait_until(lambda: len(_footers(emulator, hooks)) >= len(ids), 90, "600 deliveries")
         counters = emulator.counters
         assert Counter(_footers(emulator, hooks)) == Counter(ids)
         assert counters.max_concurrent_per_webhook == 1
@@ -100,10 +92,10 @@ def test_three_replicas_share_the_work_within_discords_limits(pg_relay: Relay) -
         # when one replica is SIGKILLed in the middle of a second burst
         emulator.reset_counters()
         more = _submit([r.base_url for r in replicas], hooks, "b", per_webhook=6)
-        _wait(lambda: len(_footers(emulator, hooks)) >= len(ids) + 60, 60, "the burst")
+        wait_until(lambda: len(_footers(emulator, hooks)) >= len(ids) + 60, 60, "the burst")
         replicas[0].kill()
         # then the other two finish its work: nothing lost, duplicates only for what was in flight
-        _wait(lambda: set(_footers(emulator, hooks)) >= set(ids + more), 90, "the rest")
+        wait_until(lambda: set(_footers(emulator, hooks)) >= set(ids + more), 90, "the rest")
         with httpx.Client(base_url=replicas[1].base_url, headers=auth(), timeout=10) as api:
             pending = api.get("/v1/results", params={"status": "pending", "limit": 1}).json()
             assert pending["items"] == []
