@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -16,18 +14,11 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from service import __version__
 from service.api import destinations, health, results
-from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.auth import Authenticator
 from service.config import Settings
-from service.delivery.worker import Worker
-from service.discord.sender import Sender, make_discord_client
-from service.metrics import Metrics
 from service.middleware import AccessLogMiddleware, BodyLimitMiddleware
-from service.retention import purge_periodically
-from service.store import Store, make_store
-
-log = logging.getLogger(__name__)
+from service.services import build_services
+from service.store import Store
 
 DESCRIPTION = """\
 result-relay takes finished results from a Discord bot, stores them durably, and delivers them
@@ -37,12 +28,6 @@ delivered is kept as an orphaned result, retrievable here.
 All `/v1` routes need `Authorization: Bearer <api key>`. Errors are
 `{"error": {"code": "...", "message": "..."}}`.
 """
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    """A background task that dies says so at once (``/readyz`` turns 503 as well)."""
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("background task crashed", extra={"task": task.get_name()}, exc_info=error)
 
 
 def openapi_yaml(app: FastAPI) -> str:
@@ -64,59 +49,18 @@ def create_app(
     leave it off and call ``app.state.services.worker.drain()``. ``store``, ``clock`` and
     ``discord_transport`` (e.g. the emulator through ``httpx.ASGITransport``) are for tests.
     """
-    store = store if store is not None else make_store(settings.database_url)
-    metrics = Metrics()
-    client = make_discord_client(discord_transport)
-    sender = Sender(client, api_base=settings.discord_api_base)
-    worker = (
-        Worker(store=store, sender=sender, settings=settings, metrics=metrics, clock=clock)
-        if settings.worker_enabled
-        else None
+    services = build_services(
+        settings, store=store, clock=clock, discord_transport=discord_transport
     )
-    services = Services(
-        settings=settings,
-        store=store,
-        auth=Authenticator(store, settings.api_keys),
-        metrics=metrics,
-        clock=clock,
-        sender=sender,
-        worker=worker,
-        worker_expected=background and worker is not None,
-    )
+    services.worker_expected = background and services.worker is not None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.open()
-        tasks: list[asyncio.Task[None]] = []
-        if background and worker is not None:
-            worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
-            worker_task.add_done_callback(_log_crash)
-            tasks.append(worker_task)
-        if background:
-            tasks.append(
-                asyncio.create_task(
-                    purge_periodically(
-                        store,
-                        retention_days=settings.retention_days,
-                        interval=settings.purge_interval_seconds,
-                        clock=clock,
-                        metrics=metrics,
-                    ),
-                    name="retention",
-                )
-            )
+        await services.start(background=background)
         try:
             yield
         finally:
-            if worker is not None:
-                await worker.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await client.aclose()
-            await store.close()
+            await services.stop()
 
     app = FastAPI(
         title="result-relay",
@@ -129,7 +73,7 @@ def create_app(
     app.include_router(destinations.router)
     app.include_router(health.router)
     install_error_handlers(app)
-    Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(
+    Instrumentator(registry=services.metrics.registry, excluded_handlers=["/metrics"]).instrument(
         app
     ).expose(
         app,

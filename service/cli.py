@@ -166,31 +166,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from service.delivery.worker import Worker
-    from service.discord.sender import Sender, make_discord_client
+    from service.services import build_services
 
     async def run() -> None:
-        store = make_store(settings.database_url)
-        await store.open()
-        client = make_discord_client()
-        worker = Worker(
-            store=store,
-            sender=Sender(client, api_base=settings.discord_api_base),
-            settings=settings,
-            metrics=Metrics(),
-        )
+        services = build_services(settings, worker=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        task = asyncio.create_task(worker.run())
+        await services.start()
         try:
             await stop.wait()
         finally:
-            await worker.stop()
-            await task
-            await client.aclose()
-            await store.close()
+            await services.stop()
 
     asyncio.run(run())
     return 0

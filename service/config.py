@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     max_retry_seconds: float = Field(default=24 * 3600, gt=0)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
+    ambiguous_retry_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="Least wait before a part sent without an answer is sent again.",
+    )
     interaction_margin_seconds: float = Field(default=60.0, ge=0)
     global_rps: float = Field(default=45.0, gt=0)
     worker_enabled: bool = Field(default=True, description="Run the delivery worker in serve.")

@@ -79,6 +79,16 @@ class DeliveredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class InFlight:
+    """A part handed to Discord whose outcome is not recorded yet: after a crash it may or may
+    not have arrived, and whoever takes the lane over knows to look before sending it again."""
+
+    part: int
+    route: Route
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class ResultRecord:
     tenant: str
     workflow_id: str
@@ -100,6 +110,7 @@ class ResultRecord:
     orphan_reason: str | None
     messages: tuple[DeliveredMessage, ...]
     body_hash: str = field(repr=False)
+    in_flight: InFlight | None = None  # last: it has a default, body_hash has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +119,26 @@ class AcceptOutcome:
     created: bool
 
 
+class AttemptOutcome(StrEnum):
+    """What became of one attempt: one value per decision of ``service.delivery.decide``."""
+
+    DELIVERED = "delivered"  # Discord took the part
+    RATE_LIMITED = "rate_limited"  # 429: sent again once the bucket allows; uses up no attempt
+    FALLBACK = "fallback"  # the interaction was refused: the next route takes over at once
+    DEAD_WEBHOOK = "dead_webhook"  # the webhook is gone for this token: its results are orphaned
+    REFUSED = "refused"  # Discord will never take this payload: the result is orphaned
+    RETRY = "retry"  # a transient failure: tried again later
+    AMBIGUOUS = "ambiguous"  # no answer (or a crash) after sending: it may have been posted
+    GAVE_UP = "gave_up"  # a failure with no attempt or time left: the result is orphaned
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One request to Discord on behalf of one result."""
 
     at: float
     route: Route
-    outcome: str  # delivered | retry | failed | ambiguous | rate_limited | fallback
+    outcome: AttemptOutcome
     duration_ms: float
     part: int = 0
     http_status: int | None = None

@@ -2,6 +2,7 @@
 
 RelayError
 ├── NotFound            404  (also another tenant's result)
+│   └── ResultGone           (a result deleted while the worker delivered it)
 ├── Conflict            409  (same workflow_id, different body)
 ├── Unauthorized        401
 ├── InvalidRequest      422  (a field breaks a rule; ``code`` names the rule)
@@ -26,6 +27,14 @@ class RelayError(Exception):
 class NotFound(RelayError):
     status_code = 404
     code = "not_found"
+
+
+class ResultGone(NotFound):
+    """A store write aimed at one result found none: deleted through the API meanwhile. The
+    worker drops it and moves on; a distinct class so that no other lookup failure is taken
+    for it."""
+
+    code = "result_gone"
 
 
 class Conflict(RelayError):

@@ -107,6 +107,24 @@ async def drop_database(url: str) -> None:
     await _admin(pg_base_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def migrate_through(url: str, version: int) -> None:
+    """Bring an empty database to ``version`` as the store would have then, for migration tests
+    that start from an older schema."""
+    import asyncpg
+
+    from service.store import postgres_queries as q
+
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute(q.CREATE_SCHEMA_MIGRATIONS)
+            for migration in load_migrations("postgres")[:version]:
+                await conn.execute(migration.sql)
+                await conn.execute(q.RECORD_MIGRATION, migration.version, migration.name, 0.0)
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def fresh_postgres_database(*, migrated: bool = True) -> AsyncIterator[str]:
     url = await create_database(migrated=migrated)

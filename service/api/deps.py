@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth import Authenticator
-from service.config import Settings
-from service.delivery.worker import Worker
-from service.discord.sender import Sender
 from service.metrics import Metrics
+from service.services import Services
 from service.store import Store
-
-
-@dataclass(slots=True)
-class Services:
-    """Everything a request may need, built once by ``create_app``."""
-
-    settings: Settings
-    store: Store
-    auth: Authenticator
-    metrics: Metrics
-    clock: Callable[[], float]
-    sender: Sender
-    worker: Worker | None = None
-    worker_expected: bool = False  # readiness requires it only when serve runs it
-
-    def notify(self) -> None:
-        """Tell the in-process worker that new work is due."""
-        if self.worker is not None:
-            self.worker.notify()
 
 
 # Async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool, a hop per request.

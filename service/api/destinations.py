@@ -8,16 +8,16 @@ from fastapi import APIRouter, Path, Response, status
 
 from service.api.deps import CallerDep
 from service.api.errors import UNAUTHORIZED, documented
+from service.api.intake import check_webhook
 from service.api.schemas import (
     DESTINATION_NAME_PATTERN,
     DestinationCreate,
     DestinationPublic,
     DestinationsPublic,
 )
-from service.delivery.retry import Disposition
 from service.discord.webhook_url import parse_webhook_url
 from service.domain import Destination
-from service.errors import DiscordUnavailable, InvalidRequest, NotFound
+from service.errors import NotFound
 
 router = APIRouter(
     prefix="/v1/destinations",
@@ -50,16 +50,9 @@ async def put_destination(
 ) -> DestinationPublic:
     """Checks the webhook with Discord's Get Webhook (nothing is posted), then keeps it."""
     ref = parse_webhook_url(body.webhook_url)
-    check = await caller.services.sender.get_webhook(ref.webhook_id, ref.token)
-    if check.disposition is Disposition.DEAD_WEBHOOK:
-        raise InvalidRequest(
-            "Discord says this webhook does not exist or its token is wrong",
-            code="webhook_not_found",
-        )
-    if check.disposition is Disposition.PERMANENT:
-        raise InvalidRequest(f"Discord refused the webhook ({check.error})", code="webhook_refused")
-    if check.disposition is not Disposition.DELIVERED:
-        raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
+    await check_webhook(caller.services.sender, ref.webhook_id, ref.token)
+    # Discord takes the token: if it was marked dead, it works again (for this token only).
+    await caller.store.revive_webhook(ref.webhook_id, ref.token)
     destination = Destination(
         webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=body.thread_id, name=name
     )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from service.api.deps import CallerDep
 from service.api.errors import UNAUTHORIZED, documented
+from service.api.intake import resolve_destination, revive_if_working, submit_result
 from service.api.schemas import (
     AttemptPublic,
     AttemptsPublic,
@@ -23,7 +24,6 @@ from service.api.schemas import (
 )
 from service.domain import ResultFilter, Status
 from service.errors import NotFound
-from service.intake import resolve_destination, submit_result
 
 router = APIRouter(
     prefix="/v1/results",
@@ -148,7 +148,7 @@ async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
     summary="Deliver a result again, optionally to another destination",
     responses={
         **_not_found,
-        409: documented("The target webhook is dead"),
+        409: documented("The target webhook is dead for its token (Discord still refuses it)"),
         422: documented("The destination is invalid"),
     },
 )
@@ -157,10 +157,14 @@ async def redeliver_result(
 ) -> ResultPublic:
     """All parts are sent again (earlier attempts stay in the history)."""
     store, tenant = caller.store, caller.tenant
-    if await store.get_result(tenant, workflow_id) is None:
+    existing = await store.get_result(tenant, workflow_id)
+    if existing is None:
         raise _missing(workflow_id)
     wanted = body.destination if body else None
     destination = await resolve_destination(store, tenant, wanted)
+    target = destination or existing.destination
+    if target is not None:
+        await revive_if_working(store, caller.services.sender, target)
     record = await store.redeliver(tenant, workflow_id, destination=destination, now=caller.now())
     if record is None:
         raise _missing(workflow_id)

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
-from service.domain import DeliveredMessage, ResultRecord, Route, Status
+from service.domain import AttemptOutcome, DeliveredMessage, ResultRecord, Route, Status
 
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 DESTINATION_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -222,12 +222,21 @@ class AttemptPublic(BaseModel):
     at: datetime
     part: int
     route: Route
-    outcome: str
+    outcome: AttemptOutcome = Field(
+        description="delivered; rate_limited (429, sent again); fallback (the interaction was "
+        "refused, the webhook took over); dead_webhook (the webhook is gone for this token); "
+        "refused (Discord will not take the payload); retry (a transient failure); ambiguous "
+        "(sent without an answer, or cut short by a crash: it may have been posted); gave_up "
+        "(a failure with no attempt or time left)."
+    )
     http_status: int | None
     discord_code: int | None
     duration_ms: float
     error: str | None
-    counted: bool = Field(description="False for 429s and interaction fallbacks.")
+    counted: bool = Field(
+        description="Whether it used up one of the result's attempts: false for deliveries, "
+        "429s and interaction fallbacks."
+    )
 
 
 class AttemptsPublic(BaseModel):

@@ -3,9 +3,18 @@
 A lane is one channel webhook (plus thread), or one interaction for results that have no
 webhook. The worker holds a lease on each lane it works and renews it while working, so one
 process at a time speaks to a webhook: its rate-limit state stays in one place and the parts of a
-result arrive in order. A result waiting for a retry goes back to the store with its next time
-and does not hold up the rest of its lane. New results wake the worker at once (``notify``);
-polling is only a backstop for retries coming due and for leases of crashed processes.
+result arrive in order. A lease is only as good as its owner's heartbeat: a process that stops
+beating (a crash) frees its lanes for the others within a few seconds.
+
+What one answer means is :func:`service.delivery.decide.decide`'s business; this module only
+chooses the route, sends, and carries the decision out. Three rules keep a failure from turning
+into a resend:
+
+- a part is marked in flight before it is sent, so a process that takes a lane over finds the
+  parts that may have been posted and records them as ambiguous;
+- whatever a send taught (a message id above all) is committed before anything else happens to
+  the result, retried with backoff while the store refuses, with the lease kept meanwhile;
+- after a store error, claiming backs off instead of taking the same lane again at once.
 
 The sender never sleeps; this module does all the waiting, in one place (``_wait_turn``).
 """
@@ -22,25 +31,44 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from service.clock import DatabaseClock
 from service.config import Settings
-from service.delivery.retry import Disposition, RetryPolicy
+from service.delivery.decide import (
+    INTERRUPTED,
+    Decision,
+    FallBack,
+    Orphan,
+    Resend,
+    RetryAt,
+    Sent,
+    WebhookDead,
+    decide,
+    interrupted,
+)
+from service.delivery.retry import RetryPolicy
 from service.delivery.routing import choose_route, interaction_usable
+from service.discord.outcome import Disposition, SendOutcome
 from service.discord.ratelimit import Bucket, InvalidRequestWindow, TokenBucket, counts_as_invalid
 from service.discord.render import Part, render_result
-from service.discord.sender import Sender, SendOutcome
-from service.domain import Attempt, DeliveredMessage, ResultRecord, Route
-from service.errors import StoreError
+from service.discord.sender import Sender
+from service.domain import Attempt, AttemptOutcome, DeliveredMessage, ResultRecord, Route
+from service.errors import ResultGone, StoreError
 from service.metrics import Metrics
 from service.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _BATCH = 16  # due results read per round of a lane
 _KNOWN_BUCKETS = 10_000  # rate-limit state kept for lanes not currently worked
 _FLEET_SECONDS = 0.5  # how often a replica says it is alive and reads the fleet-wide pause
+_FLEET_TTL = 3 * _FLEET_SECONDS  # a replica silent this long is gone: its lanes are free
+_BUDGET_BURST = 3.0  # requests the global budget lets out at once
+_STORE_RETRY_FIRST, _STORE_RETRY_CAP = 0.05, 5.0  # backoff while the store refuses a write
 
 
 class _Stopped(Exception):
@@ -51,6 +79,22 @@ class _Stopped(Exception):
 class _Lane:
     name: str
     lease_lost: bool = False
+
+
+@dataclass(slots=True)
+class _Backoff:
+    """Exponential waiting after store errors; a success resets it."""
+
+    delay: float = 0.0
+    until: float = 0.0
+
+    def failed(self, now: float) -> float:
+        self.delay = min(max(self.delay * 2, _STORE_RETRY_FIRST), _STORE_RETRY_CAP)
+        self.until = now + self.delay
+        return self.delay
+
+    def succeeded(self) -> None:
+        self.delay = self.until = 0.0
 
 
 class Worker:
@@ -68,28 +112,36 @@ class Worker:
     ) -> None:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._store, self._sender, self._metrics = store, sender, metrics
-        self._clock, self._monotonic = clock, monotonic
+        # Leases, heartbeats and due times are compared across replicas: database time.
+        self._clock = clock if isinstance(clock, DatabaseClock) else DatabaseClock(clock)
+        self._monotonic = monotonic
         self._rng = rng or random.Random()
         self._policy = RetryPolicy(
             base=settings.retry_base_seconds,
             cap=settings.retry_cap_seconds,
             max_attempts=settings.max_attempts,
             max_age=settings.max_retry_seconds,
+            ambiguous_wait=settings.ambiguous_retry_seconds,
         )
         self._margin = settings.interaction_margin_seconds
         self._lease = settings.lease_seconds
         self._poll = settings.poll_seconds
         self._max_lanes = settings.worker_lanes
-        # Evenly spaced, no bursts: requests that arrive bunched after a stall still leave the
-        # slack between the budget (45/s) and Discord's limit (50/s) for latency jitter.
+        # A small burst lets a caller that woke late catch up instead of losing its turn, and no
+        # second holds more than the rate plus the burst (45 + 3 against Discord's 50): the rest
+        # of the slack is for latency jitter.
         self._global_rps = settings.global_rps
-        self._budget = TokenBucket(rate=settings.global_rps, burst=1.0)
+        self._budget = TokenBucket(rate=settings.global_rps, burst=_BUDGET_BURST)
+        self._budget_turn = asyncio.Lock()
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._claims = _Backoff()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._gauges_at = 0.0
+        self._beat_at: float | None = None  # monotonic time of the last heartbeat that went in
+        self._in_fleet = False
         self._background: set[asyncio.Task[None]] = set()
         self.alive = False
 
@@ -104,9 +156,17 @@ class Worker:
             await self._store.subscribe(self.notify)  # another replica's accepts wake this one
         except StoreError:
             log.warning("could not listen for new work; polling only", exc_info=True)
-        # Send nothing for one heartbeat: the replicas already running learn that the global
-        # budget is now shared by one more before this one spends any of it.
-        self._budget.pause(self._monotonic() + _FLEET_SECONDS)
+        await self._sender.warm_up()
+        # Beat before the first claim: a lease of an owner that never beat looks abandoned.
+        replicas = await self._beat()
+        self._in_fleet = True
+        if replicas != 1:
+            # Others run (or nobody could tell): send nothing for one heartbeat, so that the
+            # replicas already running learn that the global budget is now shared by one more
+            # before this one spends any of it.
+            self._budget.pause(self._monotonic() + _FLEET_SECONDS)
+        if replicas is not None:
+            self._budget.share(self._global_rps / replicas)
         fleet = asyncio.create_task(self._keep_in_fleet(), name="fleet")
         self.alive = True
         try:
@@ -116,26 +176,12 @@ class Worker:
                 await self._idle()
         finally:
             self.alive = False
+            self._in_fleet = False
             fleet.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await fleet
             with contextlib.suppress(StoreError):
                 await self._store.forget_replica(self.owner)
-
-    async def _keep_in_fleet(self) -> None:
-        """Share the global budget with the live replicas, and honour a fleet-wide pause."""
-        while True:
-            try:
-                replicas = await self._store.heartbeat(
-                    self.owner, now=self._clock(), ttl=3 * _FLEET_SECONDS
-                )
-                self._budget.share(self._global_rps / max(replicas, 1))
-                until = await self._store.paused_until()
-                if until > self._clock():
-                    self._budget.pause(self._monotonic() + until - self._clock())
-            except StoreError:
-                log.warning("fleet heartbeat failed; will try again", exc_info=True)
-            await asyncio.sleep(_FLEET_SECONDS)
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let each lane finish its request in flight, release the leases."""
@@ -148,31 +194,72 @@ class Worker:
             await asyncio.gather(*late, return_exceptions=True)
 
     async def drain(self, limit_seconds: float = 30.0) -> None:
-        """Deliver everything due now and return once nothing is due (tests need no sleeps)."""
+        """Deliver everything due now and return once nothing is due (tests need no sleeps).
+
+        Raises :class:`TimeoutError` when that takes longer than ``limit_seconds``.
+        """
         deadline = self._monotonic() + limit_seconds
-        while self._monotonic() < deadline:
+        if not self._in_fleet:
+            await self._beat()
+        while (left := deadline - self._monotonic()) > 0:
             await self._claim_available()
             if self._lanes:
-                await asyncio.wait(list(self._lanes.values()), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    list(self._lanes.values()), timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
                 continue
             due = await self._store.next_due_at(now=self._clock())
             if due is None or due > self._clock():
                 return
-            await asyncio.sleep(0.001)  # due but leased by another worker whose lease just ran out
-        raise TimeoutError("drain did not finish in time")
+            # Due, but leased by another worker whose lease is running out, or claims back off.
+            await asyncio.sleep(min(0.01, left))
+        raise TimeoutError(f"drain did not finish within {limit_seconds:g} s")
+
+    # -- the fleet ----------------------------------------------------------------------------
+    async def _beat(self) -> int | None:
+        """Say this replica is alive (and read the database's clock); how many replicas are."""
+        try:
+            await self._clock.sync(self._store)
+            replicas = await self._store.heartbeat(self.owner, now=self._clock(), ttl=_FLEET_TTL)
+        except StoreError:
+            log.warning("fleet heartbeat failed; will try again", exc_info=True)
+            return None
+        self._beat_at = self._monotonic()
+        return replicas
+
+    def _fleet_lost(self) -> bool:
+        """The last heartbeat is so old that the others may take this replica's lanes."""
+        if not self._in_fleet:
+            return False
+        return self._beat_at is None or self._monotonic() - self._beat_at > _FLEET_TTL
+
+    async def _keep_in_fleet(self) -> None:
+        """Share the global budget with the live replicas, and honour a fleet-wide pause."""
+        while True:
+            replicas = await self._beat()
+            if replicas is not None:
+                self._budget.share(self._global_rps / max(replicas, 1))
+                with contextlib.suppress(StoreError):
+                    until = await self._store.paused_until()
+                    if until > self._clock():
+                        self._budget.pause(self._monotonic() + until - self._clock())
+            await asyncio.sleep(_FLEET_SECONDS)
 
     # -- claiming -----------------------------------------------------------------------------
     async def _claim_available(self) -> None:
         while len(self._lanes) < self._max_lanes and not self._stop.is_set():
+            if self._monotonic() < self._claims.until:
+                return  # the store failed us a moment ago: give it time
             try:
                 name = await self._store.claim_lane(
                     self.owner, now=self._clock(), lease_seconds=self._lease
                 )
             except StoreError:
-                log.warning("claiming a lane failed; will try again", exc_info=True)
+                delay = self._claims.failed(self._monotonic())
+                log.warning("claiming a lane failed; trying again in %.2f s", delay, exc_info=True)
                 return
-            if name is None:
-                return
+            if name is None or name in self._lanes:
+                return  # nothing due, or a lane of ours whose lease ran out while we held it
             task = asyncio.create_task(self._work_lane(_Lane(name)), name=f"lane {name}")
             self._lanes[name] = task
             task.add_done_callback(functools.partial(self._lane_finished, name))
@@ -185,10 +272,14 @@ class Worker:
 
     async def _idle(self) -> None:
         timeout = self._poll
-        with contextlib.suppress(StoreError):
-            due = await self._store.next_due_at(now=self._clock())
-            if due is not None:
-                timeout = min(timeout, max(due - self._clock(), 0.0))
+        backoff = self._claims.until - self._monotonic()
+        if backoff > 0:
+            timeout = backoff  # new work cannot be claimed before then anyway
+        else:
+            with contextlib.suppress(StoreError):
+                due = await self._store.next_due_at(now=self._clock())
+                if due is not None:
+                    timeout = min(timeout, max(due - self._clock(), 0.0))
         if timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -216,11 +307,18 @@ class Worker:
                     if self._stop.is_set() or lane.lease_lost:
                         break
                     if not await self._deliver_safely(record, lane):
-                        return  # the webhook is dead: nothing more goes to it
+                        break  # a webhook died and took results with it: read the lane again
+            self._claims.succeeded()
         except _Stopped:
             pass
         except StoreError:
-            log.warning("lane stopped on a store error", extra={"lane": lane.name}, exc_info=True)
+            delay = self._claims.failed(self._monotonic())
+            log.warning(
+                "lane stopped on a store error; claiming again in %.2f s",
+                delay,
+                extra={"lane": lane.name},
+                exc_info=True,
+            )
         finally:
             keeper.cancel()
             with contextlib.suppress(StoreError, asyncio.CancelledError):
@@ -247,7 +345,7 @@ class Worker:
             return await self._deliver(record, lane)
         except (_Stopped, StoreError):
             raise
-        except LookupError:
+        except ResultGone:
             return True  # deleted through the API while it was being delivered
         except Exception:
             # A bug, not Discord: keep the result retrievable rather than retry it forever.
@@ -255,22 +353,26 @@ class Worker:
                 "delivery failed unexpectedly; result kept as orphaned",
                 extra={"tenant": record.tenant, "workflow_id": record.workflow_id},
             )
-            with contextlib.suppress(StoreError, LookupError):
+            with contextlib.suppress(StoreError, ResultGone):
                 await self._orphan(record, "internal_error")
             return True
 
     async def _deliver(self, record: ResultRecord, lane: _Lane) -> bool:
-        """Send the parts not yet delivered; False when the lane's webhook turned out dead."""
+        """Send the parts not yet delivered; False when a webhook died on the way."""
+        # One rendering for every route: a switch from the follow-up to the webhook halfway
+        # through neither repeats nor drops a line, and the requester is mentioned once.
+        parts = _render(record)
         done = {message.part for message in record.messages}
         attempts = record.attempts
-        rejected = False
-        rendered: dict[Route, list[Part]] = {}
+        if interrupted(record.in_flight, done):
+            attempts += await self._record_interrupted(record, lane)
         if (
             record.interaction is not None
             and not record.messages
             and not interaction_usable(record, now=self._clock(), margin=self._margin)
         ):
             self._metrics.session_closed.labels("expired_before_send").inc()
+        rejected = False
         while True:
             if lane.lease_lost:
                 raise _Stopped
@@ -278,11 +380,9 @@ class Worker:
                 record, now=self._clock(), margin=self._margin, interaction_rejected=rejected
             )
             if route is None:
-                await self._orphan(
-                    record, "interaction_expired" if not rejected else "interaction_rejected"
-                )
+                reason = "interaction_rejected" if rejected else "interaction_expired"
+                await self._orphan(record, reason)
                 return True
-            parts = rendered.get(route) or rendered.setdefault(route, _render(record, route))
             left = [i for i in range(len(parts)) if i not in done]
             if not left:
                 await self._store.mark_delivered(
@@ -291,87 +391,113 @@ class Worker:
                 self._settled(record, "delivered", route)
                 return True
             index = left[0]
-            outcome = await self._send(record, route, parts[index], lane)
+            outcome = await self._send(record, route, parts[index], index, lane)
             now = self._clock()
-            attempt = Attempt(
-                at=now,
+            decision = decide(
+                outcome,
                 route=route,
-                outcome=outcome.disposition.value,
-                duration_ms=outcome.duration_ms,
-                part=index,
-                http_status=outcome.http_status,
-                discord_code=outcome.discord_code,
-                error=outcome.error,
-                counts=outcome.disposition
-                in (Disposition.TRANSIENT, Disposition.AMBIGUOUS, Disposition.PERMANENT)
-                or (outcome.disposition is Disposition.DEAD_WEBHOOK and route is Route.WEBHOOK),
+                attempts=attempts,
+                created_at=record.created_at,
+                now=now,
+                policy=self._policy,
+                rng=self._rng,
             )
-            match outcome.disposition:
-                case Disposition.DELIVERED:
+            attempt = _attempt(outcome, decision, route=route, part=index, at=now)
+            attempts += decision.counts
+            if not isinstance(decision, Sent):
+                _log_failed(record, lane, attempt)
+            # From here on every write is kept trying: it records what Discord already did.
+            match decision:
+                case Sent(message_id=message_id):
                     finished = len(left) == 1
-                    message = DeliveredMessage(index, outcome.message_id or "", route, now)
-                    await self._store.record_delivery(
-                        record.tenant, record.workflow_id, attempt, message,
-                        finished=finished, now=now,
-                    )  # fmt: skip
+                    message = DeliveredMessage(index, message_id, route, now)
+                    await self._persist(
+                        functools.partial(
+                            self._store.record_delivery,
+                            record.tenant,
+                            record.workflow_id,
+                            attempt,
+                            message,
+                            finished=finished,
+                            now=now,
+                        )
+                    )
                     done.add(index)
                     if finished:
                         self._settled(record, "delivered", route)
                         self._metrics.latency.observe(max(now - record.created_at, 0.0))
                         return True
-                case Disposition.RATE_LIMITED:
-                    await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
-                case Disposition.DEAD_WEBHOOK if route is Route.INTERACTION:
-                    # The token expired early or was refused: the channel webhook takes over now.
+                case Resend():
+                    await self._record(record, attempt)
+                case FallBack():
                     rejected = True
                     self._metrics.session_closed.labels("followup_refused").inc()
-                    await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
-                case Disposition.DEAD_WEBHOOK:
-                    await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
-                    reason = (
-                        "webhook_deleted"
-                        if outcome.discord_code == 10015
-                        else "webhook_unauthorized"
-                    )
-                    orphaned = await self._store.kill_lane(lane.name, reason=reason, now=now)
-                    self._metrics.persisted.labels(reason).inc(orphaned)
-                    self._metrics.deliveries.labels("orphaned", route.value).inc(orphaned)
-                    log.warning(
-                        "webhook is dead; its results are orphaned",
-                        extra={"lane": lane.name, "reason": reason, "orphaned": orphaned},
-                    )
+                    await self._record(record, attempt)
+                case WebhookDead(reason=reason):
+                    await self._record(record, attempt)
+                    await self._kill_webhook(record, lane, reason, now)
                     return False
-                case Disposition.PERMANENT:
-                    await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
-                    code = f"_{outcome.discord_code}" if outcome.discord_code else ""
-                    await self._orphan(
-                        record, f"discord_refused_{outcome.http_status}{code}", route
-                    )
+                case Orphan(reason=reason):
+                    await self._record(record, attempt)
+                    await self._orphan(record, reason, route)
                     return True
-                case Disposition.TRANSIENT | Disposition.AMBIGUOUS:
-                    attempts += 1
-                    await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
-                    await self._retry_later(record, outcome, attempts, now, route)
+                case RetryAt(at=at, error=error):
+                    await self._record(record, attempt)
+                    await self._persist(
+                        functools.partial(
+                            self._store.schedule_retry,
+                            record.tenant,
+                            record.workflow_id,
+                            at=at,
+                            error=error,
+                            now=now,
+                        )
+                    )
                     return True
 
-    async def _retry_later(
-        self, record: ResultRecord, outcome: SendOutcome, attempts: int, now: float, route: Route
+    async def _record_interrupted(self, record: ResultRecord, lane: _Lane) -> int:
+        """Record the part a stopped process left in flight as an ambiguous attempt."""
+        assert record.in_flight is not None
+        attempt = Attempt(
+            at=self._clock(),
+            route=record.in_flight.route,
+            outcome=AttemptOutcome.AMBIGUOUS,
+            duration_ms=0.0,
+            part=record.in_flight.part,
+            error=INTERRUPTED,
+            counts=True,
+        )
+        await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
+        self._metrics.ambiguous.inc()
+        _log_failed(record, lane, attempt)
+        return 1
+
+    async def _record(self, record: ResultRecord, attempt: Attempt) -> None:
+        await self._persist(
+            lambda: self._store.record_attempt(record.tenant, record.workflow_id, attempt)
+        )
+
+    async def _kill_webhook(
+        self, record: ResultRecord, lane: _Lane, reason: str, now: float
     ) -> None:
-        not_before = now + outcome.retry_not_before if outcome.retry_not_before else None
-        at = self._policy.next_attempt(
-            attempts=attempts, created_at=record.created_at, now=now, rng=self._rng,
-            not_before=not_before,
-        )  # fmt: skip
-        if at is None:
-            await self._orphan(record, "attempts_exhausted", route)
-            return
-        await self._store.schedule_retry(
-            record.tenant, record.workflow_id, at=at, error=outcome.error or "", now=now
+        destination = record.destination
+        assert destination is not None
+        orphaned = await self._persist(
+            lambda: self._store.kill_webhook(
+                destination.webhook_id, destination.webhook_token, reason=reason, now=now
+            )
+        )
+        self._metrics.persisted.labels(reason).inc(orphaned)
+        self._metrics.deliveries.labels("orphaned", Route.WEBHOOK.value).inc(orphaned)
+        log.warning(
+            "webhook is dead for this token; its results are orphaned",
+            extra={"lane": lane.name, "reason": reason, "orphaned": orphaned},
         )
 
     async def _orphan(self, record: ResultRecord, reason: str, route: Route | None = None) -> None:
-        await self._store.orphan(
-            record.tenant, record.workflow_id, reason=reason, now=self._clock()
+        now = self._clock()
+        await self._persist(
+            lambda: self._store.orphan(record.tenant, record.workflow_id, reason=reason, now=now)
         )
         self._metrics.persisted.labels(reason).inc()
         self._settled(record, "orphaned", route)
@@ -380,12 +506,29 @@ class Worker:
             extra={"tenant": record.tenant, "workflow_id": record.workflow_id, "reason": reason},
         )
 
+    async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Commit what a send taught, however long the store takes to accept it.
+
+        The lane stays leased meanwhile (its keeper renews it as soon as the store lets it), so
+        nobody sends the part again; only stopping the process ends the wait.
+        """
+        backoff = _Backoff()
+        while True:
+            try:
+                result = await write()
+            except StoreError:
+                delay = backoff.failed(0.0)
+                log.warning("could not record a delivery; trying again in %.2f s", delay)
+                await asyncio.sleep(delay)
+                continue
+            return result
+
     def _settled(self, record: ResultRecord, outcome: str, route: Route | None) -> None:
         self._metrics.deliveries.labels(outcome, route.value if route else "none").inc()
 
     # -- one request --------------------------------------------------------------------------
     async def _send(
-        self, record: ResultRecord, route: Route, part: Part, lane: _Lane
+        self, record: ResultRecord, route: Route, part: Part, index: int, lane: _Lane
     ) -> SendOutcome:
         key = lane.name
         if route is Route.INTERACTION:
@@ -393,8 +536,13 @@ class Worker:
             key = f"interaction:{record.interaction.interaction_id}"
         bucket = self._bucket(key)
         await self._wait_turn(bucket, counts_globally=route is Route.WEBHOOK)
-        if lane.lease_lost:
-            raise _Stopped
+        if lane.lease_lost or self._fleet_lost():
+            raise _Stopped  # another replica may be working this lane by now
+        # Marked last, right before the request: a process that takes the lane over after a
+        # crash knows this part may have been posted.
+        await self._store.mark_in_flight(
+            record.tenant, record.workflow_id, part=index, route=route, now=self._clock()
+        )
         if route is Route.WEBHOOK:
             assert record.destination is not None
             outcome = await self._sender.execute(record.destination, part)
@@ -413,11 +561,21 @@ class Worker:
             now = self._monotonic()
             wait = max(bucket.delay(now), self._budget.paused_until - now, self._invalid.delay(now))
             if wait <= 0 and not has_token:
-                wait, has_token = self._budget.take(now), True
+                await self._take_budget()
+                has_token = True
+                continue
             if wait <= 0:
                 break
             await self._sleep(wait)
         bucket.spend(self._monotonic())
+
+    async def _take_budget(self) -> None:
+        """One token of the global budget, first come first served: the lanes queue on a lock
+        (asyncio's is fair), so that a lane unlucky with its wake-ups does not fall behind and
+        end the burst alone, held back by its webhook's own limit."""
+        async with self._budget_turn:
+            while (wait := self._budget.take(self._monotonic())) > 0:
+                await self._sleep(wait)
 
     def _observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
         now = self._monotonic()
@@ -460,16 +618,48 @@ class Worker:
             raise _Stopped
 
 
-def _render(record: ResultRecord, route: Route) -> list[Part]:
-    # The requester is mentioned in the channel; in a follow-up they are already the addressee.
-    mention = record.requester.user_id if record.requester and route is Route.WEBHOOK else None
+def _render(record: ResultRecord) -> list[Part]:
     return render_result(
         workflow_id=record.workflow_id,
         results=record.results,
         url=record.url,
         depth=record.depth,
         message=record.message,
-        mention_user_id=mention,
+        mention_user_id=record.requester.user_id if record.requester else None,
+    )
+
+
+def _attempt(
+    outcome: SendOutcome, decision: Decision, *, route: Route, part: int, at: float
+) -> Attempt:
+    return Attempt(
+        at=at,
+        route=route,
+        outcome=decision.outcome,
+        duration_ms=outcome.duration_ms,
+        part=part,
+        http_status=outcome.http_status,
+        discord_code=outcome.discord_code,
+        error=outcome.error,
+        counts=decision.counts,
+    )
+
+
+def _log_failed(record: ResultRecord, lane: _Lane, attempt: Attempt) -> None:
+    # The lane names the webhook by id (and thread) only: never a token.
+    log.warning(
+        "delivery attempt failed",
+        extra={
+            "tenant": record.tenant,
+            "workflow_id": record.workflow_id,
+            "lane": lane.name,
+            "route": attempt.route.value,
+            "part": attempt.part,
+            "outcome": attempt.outcome.value,
+            "http_status": attempt.http_status,
+            "discord_code": attempt.discord_code,
+            "cause": attempt.error,
+        },
     )
 
 

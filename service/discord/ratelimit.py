@@ -114,14 +114,22 @@ class TokenBucket:
     paused_until: float = 0.0
 
     def take(self, now: float) -> float:
-        """Take one token; returns how long to wait first (0 when it may go now)."""
+        """Take one token if there is one (and no pause): returns 0. Otherwise take nothing and
+        return how long to wait before asking again.
+
+        Nothing is reserved for later: a caller that wakes late (a busy event loop) cannot then
+        go out together with the next one, so requests stay spaced however late they leave.
+        """
         if math.isnan(self.tokens):
             self.tokens, self.updated = self.burst, now
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        self.tokens -= 1.0
-        wait = 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-        return max(wait, self.paused_until - now, 0.0)
+        if self.paused_until > now:
+            return self.paused_until - now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
 
     def pause(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.lowlevel
 import httpx
 
 from service import __version__
-from service.delivery.retry import Disposition, classify
-from service.discord.ratelimit import RateLimitInfo, parse_rate_limit
+from service.discord.outcome import Disposition, SendOutcome, classify, classify_transport
+from service.discord.ratelimit import parse_rate_limit
 from service.discord.render import Part
 from service.domain import Destination, Interaction
 
 USER_AGENT = f"DiscordBot (https://github.com/result-relay/result-relay, {__version__})"
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=30.0, pool=10.0)
+# Discord sometimes answers a message only after many seconds, and a message it answers late is
+# posted all the same: a read timeout as short as such a hang turns it into an ambiguous attempt
+# and a duplicate. Connecting, by contrast, either works quickly or not at all.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=45.0, write=30.0, pool=10.0)
+# Get Webhook runs inside an API request: its caller is waiting.
+CHECK_TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=5.0)
 
 
 def make_discord_client(
@@ -37,23 +42,15 @@ def make_discord_client(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    disposition: Disposition
-    duration_ms: float
-    http_status: int | None = None
-    discord_code: int | None = None
-    message_id: str | None = None
-    rate_limit: RateLimitInfo = field(default_factory=RateLimitInfo)
-    retry_not_before: float | None = None  # seconds, from a 5xx's Retry-After
-    error: str | None = None
-    body: Any = None
-
-
 class Sender:
     def __init__(self, client: httpx.AsyncClient, *, api_base: str) -> None:
         self._client = client
         self._base = api_base.rstrip("/")
+
+    async def warm_up(self) -> None:
+        """Load what the first request would load (httpcore's async backend takes some 50 ms to
+        import), so that the first result of a burst does not wait for it."""
+        await anyio.lowlevel.checkpoint()
 
     async def execute(self, destination: Destination, part: Part) -> SendOutcome:
         """Execute Webhook with ``?wait=true``, so the message id comes back."""
@@ -72,7 +69,9 @@ class Sender:
         """Get Webhook with token: checks a URL without posting anything."""
         started = time.perf_counter()
         try:
-            response = await self._client.get(f"{self._base}/webhooks/{webhook_id}/{token}")
+            response = await self._client.get(
+                f"{self._base}/webhooks/{webhook_id}/{token}", timeout=CHECK_TIMEOUT
+            )
         except httpx.HTTPError as exc:
             return _failed(exc, started)
         return _outcome(response, started)
@@ -104,12 +103,8 @@ def _elapsed(started: float) -> float:
 
 
 def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
-    # A request that never left is safe to send again; one without an answer may have landed.
-    not_sent = isinstance(exc, httpx.ConnectError | httpx.TimeoutException | httpx.WriteError) and (
-        not isinstance(exc, httpx.ReadTimeout)
-    )
     return SendOutcome(
-        disposition=Disposition.TRANSIENT if not_sent else Disposition.AMBIGUOUS,
+        disposition=classify_transport(exc),
         duration_ms=_elapsed(started),
         error=type(exc).__name__,  # never str(exc): it may quote the request
     )

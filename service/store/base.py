@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import math
@@ -20,8 +21,10 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    AttemptOutcome,
     DeliveredMessage,
     Destination,
+    InFlight,
     Interaction,
     NewResult,
     Page,
@@ -31,11 +34,12 @@ from service.domain import (
     Route,
     Status,
 )
-from service.errors import InvalidRequest
+from service.errors import Conflict, InvalidRequest
 
 log = logging.getLogger(__name__)
 
 _REQUESTER_COLUMNS = ("requester_user_id", "requester_guild_id", "requester_channel_id")
+_DESTINATION_COLUMNS = ("destination_name", "webhook_id", "webhook_token", "thread_id", "lane")
 
 
 class Row(Protocol):
@@ -64,8 +68,8 @@ class Store(ABC):
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
         """Commit a new result, or return the existing one for the same body.
 
-        Raises :class:`Conflict` when the workflow id exists with another body. A result for a
-        dead lane is accepted already orphaned.
+        Raises :class:`Conflict` when the workflow id exists with another body. A result whose
+        webhook is dead for its token is accepted already orphaned.
         """
 
     @abstractmethod
@@ -119,7 +123,12 @@ class Store(ABC):
     # -- delivery -----------------------------------------------------------------------------
     @abstractmethod
     async def claim_lane(self, owner: str, *, now: float, lease_seconds: float) -> str | None:
-        """Lease one live lane that has due work and no other live lease; None if none."""
+        """Lease one lane that has due work and no other live lease; None if none.
+
+        A lease is live while it has not run out and its owner heartbeats (see
+        :meth:`heartbeat`): a replica that stopped heartbeating frees its lanes at once, without
+        waiting for their leases. A lane ``owner`` holds itself is never handed back to it.
+        """
 
     @abstractmethod
     async def renew_lease(self, owner: str, lane: str, *, now: float, lease_seconds: float) -> bool:
@@ -134,11 +143,22 @@ class Store(ABC):
 
     @abstractmethod
     async def next_due_at(self, *, now: float) -> float | None:
-        """When a claim may next find work: the earliest due time over live lanes, counting a
-        lane leased by someone as due when its lease runs out. For the worker's sleep."""
+        """When a claim may next find work: the earliest due time over every lane, counting a
+        lane under a live lease (see :meth:`claim_lane`) as due when the lease runs out. For the
+        worker's sleep."""
 
     @abstractmethod
-    async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None: ...
+    async def mark_in_flight(
+        self, tenant: str, workflow_id: str, *, part: int, route: Route, now: float
+    ) -> None:
+        """Before a part is sent: record that it is on its way (``ResultRecord.in_flight``), so
+        that after a crash whoever takes the lane over knows it may have arrived. Every write
+        recording what became of it clears the mark. A result no longer pending is left as it
+        is; raises :class:`ResultGone` when there is no such result."""
+
+    @abstractmethod
+    async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None:
+        """Raises :class:`ResultGone` when there is no such result."""
 
     @abstractmethod
     async def record_delivery(
@@ -151,7 +171,9 @@ class Store(ABC):
         finished: bool,
         now: float,
     ) -> None:
-        """In one commit: the attempt, the delivered part, and (``finished``) the status."""
+        """In one commit: the attempt, the delivered part, and (``finished``) the status.
+
+        Raises :class:`ResultGone` when there is no such result."""
 
     @abstractmethod
     async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
@@ -172,12 +194,27 @@ class Store(ABC):
         """Queue a result again from its first part, optionally to another destination.
 
         Returns ``None`` when there is no such result; raises :class:`Conflict` when the target
-        webhook is known to be dead.
+        webhook is known to be dead for the target token.
         """
 
     @abstractmethod
-    async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
-        """Mark a lane dead and orphan its pending results; returns how many were orphaned."""
+    async def kill_webhook(self, webhook_id: str, token: str, *, reason: str, now: float) -> int:
+        """Record that Discord refused this webhook with this token (deleted, unauthorized) and
+        orphan every pending result sent there, in any thread and for any tenant; returns how
+        many were orphaned.
+
+        Dead is per (webhook id, token), not per webhook id: a made-up token for a known id
+        must not orphan the results of whoever holds the real one.
+        """
+
+    @abstractmethod
+    async def revive_webhook(self, webhook_id: str, token: str) -> bool:
+        """Forget that this webhook and token are dead (an operator says they work again);
+        True when they were."""
+
+    @abstractmethod
+    async def dead_reason(self, webhook_id: str, token: str) -> str | None:
+        """Why this webhook is dead for this token, or ``None`` while it is not."""
 
     @abstractmethod
     async def count_pending(self) -> tuple[int, float | None]:
@@ -211,6 +248,11 @@ class Store(ABC):
     async def paused_until(self) -> float:
         """Until when the fleet is paused; ``0.0`` when it never was (compare with now)."""
 
+    @abstractmethod
+    async def database_time(self) -> float | None:
+        """The database server's clock (Unix seconds), for replicas to agree on lease times
+        whatever their own clocks say; ``None`` when the database shares this process's clock."""
+
 
 # -- helpers shared by the implementations --------------------------------------------------
 
@@ -234,6 +276,70 @@ class WorkListeners:
                 on_work()
             except Exception:
                 log.exception("a new-work callback failed")
+
+
+def token_hash(token: str) -> str:
+    """How a webhook token is compared in SQL (``results.webhook_token_hash``, dead webhooks):
+    the hex SHA-256, so that the dead list never holds a token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_same_body(existing_body_hash: str, new: NewResult) -> None:
+    """An accept that found its workflow id taken: the same body is the same result (a retry
+    of the submission), another body is the caller's mistake."""
+    if existing_body_hash != new.body_hash:
+        raise Conflict(
+            f"workflow_id {new.workflow_id!r} was already submitted with another body",
+            code="workflow_id_conflict",
+        )
+
+
+def redelivery_target(existing: dict[str, Any], destination: Destination | None) -> dict[str, Any]:
+    """The destination columns redeliver writes: ``destination``'s, or (``None``) the result's
+    own, with the token hash recomputed from the token either way."""
+    target = {name: existing[name] for name in _DESTINATION_COLUMNS}
+    if destination is not None:
+        target.update(
+            destination_name=destination.name,
+            webhook_id=destination.webhook_id,
+            webhook_token=destination.webhook_token,
+            thread_id=destination.thread_id,
+            lane=destination.lane,
+        )
+    token = target["webhook_token"]
+    target["webhook_token_hash"] = token_hash(token) if token is not None else None
+    return target
+
+
+def check_destination_alive(dead_reason: str | None) -> None:
+    """Redeliver refuses a webhook known dead for its token: the result would only be
+    orphaned again at once."""
+    if dead_reason is not None:
+        raise Conflict(
+            "the destination webhook was deleted or its token refused; "
+            "redeliver to another destination",
+            code="destination_dead",
+        )
+
+
+def api_key_from_row(row: Row) -> ApiKey:
+    return ApiKey(
+        key_id=row["key_id"],
+        tenant=row["tenant"],
+        label=row["label"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def destination_from_row(row: Row) -> Destination:
+    """A ``destinations`` row (named; ``results`` rows go through :func:`record_from_row`)."""
+    return Destination(
+        webhook_id=row["webhook_id"],
+        webhook_token=row["webhook_token"],
+        thread_id=row["thread_id"],
+        name=row["name"],
+    )
 
 
 def encode_cursor(created_at: float, row_id: int) -> str:
@@ -272,6 +378,13 @@ def record_from_row(row: Row, messages: Sequence[Row]) -> ResultRecord:
             interaction_id=row["interaction_id"],
             token=row["interaction_token"],
         )
+    in_flight = None
+    if row["in_flight_part"] is not None:
+        in_flight = InFlight(
+            part=row["in_flight_part"],
+            route=Route(row["in_flight_route"]),
+            since=row["in_flight_at"],
+        )
     requester = None
     if any(row[c] is not None for c in _REQUESTER_COLUMNS):
         requester = Requester(
@@ -308,7 +421,35 @@ def record_from_row(row: Row, messages: Sequence[Row]) -> ResultRecord:
             for m in messages
         ),
         body_hash=row["body_hash"],
+        in_flight=in_flight,
     )
+
+
+def accepted_record(
+    columns: dict[str, Any],
+    *,
+    status: Status,
+    orphan_reason: str | None,
+    next_attempt_at: float | None,
+    now: float,
+) -> ResultRecord:
+    """The record of a result just inserted from ``columns`` (:func:`result_columns`), built
+    without reading it back: nothing has happened to it yet."""
+    row = {
+        **columns,
+        "status": status,
+        "orphan_reason": orphan_reason,
+        "next_attempt_at": next_attempt_at,
+        "created_at": now,
+        "updated_at": now,
+        "delivered_at": None,
+        "attempts": 0,
+        "last_error": None,
+        "in_flight_part": None,
+        "in_flight_route": None,
+        "in_flight_at": None,
+    }
+    return record_from_row(row, ())
 
 
 def result_columns(new: NewResult) -> dict[str, Any]:
@@ -325,6 +466,7 @@ def result_columns(new: NewResult) -> dict[str, Any]:
         "destination_name": dest.name if dest else None,
         "webhook_id": dest.webhook_id if dest else None,
         "webhook_token": dest.webhook_token if dest else None,
+        "webhook_token_hash": token_hash(dest.webhook_token) if dest else None,
         "thread_id": dest.thread_id if dest else None,
         "application_id": inter.application_id if inter else None,
         "interaction_id": inter.interaction_id if inter else None,
@@ -341,7 +483,7 @@ def attempt_from_row(row: Row) -> Attempt:
         at=row["at"],
         part=row["part"],
         route=Route(row["route"]),
-        outcome=row["outcome"],
+        outcome=AttemptOutcome(row["outcome"]),
         http_status=row["http_status"],
         discord_code=row["discord_code"],
         duration_ms=row["duration_ms"],

@@ -30,19 +30,27 @@ from service.domain import (
     Page,
     ResultFilter,
     ResultRecord,
+    Route,
     Status,
 )
-from service.errors import Conflict, InvalidRequest, StoreError
+from service.errors import InvalidRequest, ResultGone, StoreError
 from service.store import postgres_queries as q
 from service.store.base import (
     Row,
     Store,
     WorkListeners,
+    accepted_record,
+    api_key_from_row,
     attempt_from_row,
+    check_destination_alive,
+    check_same_body,
     decode_cursor,
+    destination_from_row,
     encode_cursor,
     record_from_row,
+    redelivery_target,
     result_columns,
+    token_hash,
 )
 from service.store.migrations import load_migrations
 
@@ -228,24 +236,16 @@ class PostgresStore(Store):
             if row is not None:
                 if not wake and row["status"] == Status.PENDING:
                     self._owe_wake()
-                values = {
-                    **columns,
-                    "status": row["status"],
-                    "orphan_reason": row["orphan_reason"],
-                    "next_attempt_at": row["next_attempt_at"],
-                    "created_at": now,
-                    "updated_at": now,
-                    "delivered_at": None,
-                    "attempts": 0,
-                    "last_error": None,
-                }
-                return AcceptOutcome(record_from_row(values, ()), created=True)
+                record = accepted_record(
+                    columns,
+                    status=Status(row["status"]),
+                    orphan_reason=row["orphan_reason"],
+                    next_attempt_at=row["next_attempt_at"],
+                    now=now,
+                )
+                return AcceptOutcome(record, created=True)
             if existing is not None:
-                if existing["body_hash"] != new.body_hash:
-                    raise Conflict(
-                        f"workflow_id {new.workflow_id!r} was already submitted with another body",
-                        code="workflow_id_conflict",
-                    )
+                check_same_body(existing["body_hash"], new)
                 return AcceptOutcome(_record(existing), created=False)
         raise StoreError("the result could not be accepted: its workflow id keeps changing")
 
@@ -334,11 +334,11 @@ class PostgresStore(Store):
 
     async def get_destination(self, tenant: str, name: str) -> Destination | None:
         row = await self._fetchrow("read the destination", q.GET_DESTINATION, tenant, name)
-        return _destination(row) if row is not None else None
+        return destination_from_row(row) if row is not None else None
 
     async def list_destinations(self, tenant: str) -> list[Destination]:
         rows = await self._fetch("list destinations", q.LIST_DESTINATIONS, tenant)
-        return [_destination(row) for row in rows]
+        return [destination_from_row(row) for row in rows]
 
     async def delete_destination(self, tenant: str, name: str) -> bool:
         return await self._execute("delete the destination", q.DELETE_DESTINATION, tenant, name) > 0
@@ -357,16 +357,7 @@ class PostgresStore(Store):
 
     async def list_api_keys(self) -> list[ApiKey]:
         rows = await self._fetch("list API keys", q.LIST_API_KEYS)
-        return [
-            ApiKey(
-                key_id=row["key_id"],
-                tenant=row["tenant"],
-                label=row["label"],
-                created_at=row["created_at"],
-                revoked_at=row["revoked_at"],
-            )
-            for row in rows
-        ]
+        return [api_key_from_row(row) for row in rows]
 
     async def revoke_api_key(self, key_id: str, *, now: float) -> bool:
         return await self._execute("revoke the API key", q.REVOKE_API_KEY, now, key_id) > 0
@@ -397,12 +388,27 @@ class PostgresStore(Store):
         due = await self._fetchval("read when work is due", q.NEXT_DUE_AT, now)
         return float(due) if due is not None else None
 
+    async def mark_in_flight(
+        self, tenant: str, workflow_id: str, *, part: int, route: Route, now: float
+    ) -> None:
+        found = await self._fetchval(
+            "mark the part in flight",
+            q.MARK_IN_FLIGHT,
+            tenant,
+            workflow_id,
+            part,
+            route.value,
+            now,
+        )
+        if found is None:
+            raise ResultGone(f"no result {workflow_id!r}")
+
     async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None:
         found = await self._fetchval(
             "record the attempt", q.RECORD_ATTEMPT, tenant, workflow_id, *_attempt_args(attempt)
         )
         if found is None:
-            raise LookupError(f"no result {workflow_id!r}")
+            raise ResultGone(f"no result {workflow_id!r}")
 
     async def record_delivery(
         self,
@@ -427,7 +433,7 @@ class PostgresStore(Store):
             finished,
         )
         if found is None:
-            raise LookupError(f"no result {workflow_id!r}")
+            raise ResultGone(f"no result {workflow_id!r}")
 
     async def mark_delivered(self, tenant: str, workflow_id: str, *, now: float) -> None:
         await self._execute("settle the result", q.MARK_DELIVERED, tenant, workflow_id, now)
@@ -449,22 +455,15 @@ class PostgresStore(Store):
             row = await conn.fetchrow(q.LOCK_RESULT, tenant, workflow_id)
             if row is None:
                 return None
-            target = dict(row)
-            if destination is not None:
-                target.update(
-                    destination_name=destination.name,
-                    webhook_id=destination.webhook_id,
-                    webhook_token=destination.webhook_token,
-                    thread_id=destination.thread_id,
-                    lane=destination.lane,
+            target = redelivery_target(dict(row), destination)
+            check_destination_alive(
+                await conn.fetchval(
+                    q.ENTER_WEBHOOK,
+                    target["lane"],
+                    target["webhook_id"],
+                    target["webhook_token_hash"],
                 )
-            dead = await conn.fetchval(q.ENTER_LANE, target["lane"])
-            if dead is not None and target["webhook_id"] is not None:
-                raise Conflict(
-                    "the destination webhook was deleted or its token refused; "
-                    "redeliver to another destination",
-                    code="destination_dead",
-                )
+            )
             await conn.execute(q.DELETE_MESSAGES, row["id"])
             await conn.execute(
                 q.REQUEUE,
@@ -473,6 +472,7 @@ class PostgresStore(Store):
                 target["destination_name"],
                 target["webhook_id"],
                 target["webhook_token"],
+                target["webhook_token_hash"],
                 target["thread_id"],
                 target["lane"],
             )
@@ -480,11 +480,24 @@ class PostgresStore(Store):
             updated = await conn.fetchrow(q.GET_RESULT, tenant, workflow_id)
         return _record(updated)
 
-    async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
-        async with self._transaction("kill the lane") as conn:
-            await conn.execute(q.KILL_LANE_LOCK, lane)
-            await conn.execute(q.KILL_LANE, lane, reason, now)
-            return _rowcount(await conn.execute(q.ORPHAN_LANE, lane, reason, now))
+    async def kill_webhook(self, webhook_id: str, token: str, *, reason: str, now: float) -> int:
+        hashed = token_hash(token)
+        async with self._transaction("mark the webhook dead") as conn:
+            await conn.execute(q.KILL_WEBHOOK_LOCK, webhook_id)
+            await conn.execute(q.KILL_WEBHOOK, webhook_id, hashed, reason, now)
+            return _rowcount(await conn.execute(q.ORPHAN_WEBHOOK, webhook_id, hashed, reason, now))
+
+    async def revive_webhook(self, webhook_id: str, token: str) -> bool:
+        revived = await self._execute(
+            "revive the webhook", q.REVIVE_WEBHOOK, webhook_id, token_hash(token)
+        )
+        return revived > 0
+
+    async def dead_reason(self, webhook_id: str, token: str) -> str | None:
+        reason = await self._fetchval(
+            "read whether the webhook is dead", q.DEAD_REASON, webhook_id, token_hash(token)
+        )
+        return str(reason) if reason is not None else None
 
     async def count_pending(self) -> tuple[int, float | None]:
         row = await self._fetchrow("count pending results", q.COUNT_PENDING)
@@ -558,6 +571,9 @@ class PostgresStore(Store):
     async def paused_until(self) -> float:
         return float(await self._fetchval("read the fleet's pause", q.PAUSED_UNTIL))
 
+    async def database_time(self) -> float | None:
+        return float(await self._fetchval("read the database's clock", q.DATABASE_TIME))
+
 
 def _rowcount(status: str) -> int:
     """Rows touched, from a command tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
@@ -569,7 +585,7 @@ def _attempt_args(attempt: Attempt) -> tuple[Any, ...]:
         attempt.at,
         attempt.part,
         attempt.route.value,
-        attempt.outcome,
+        attempt.outcome.value,
         attempt.http_status,
         attempt.discord_code,
         attempt.duration_ms,
@@ -583,12 +599,3 @@ def _record(row: Row) -> ResultRecord:
     # JSON spells 5.0 as 5: times go back to floats, as every other read returns them.
     messages = [{**part, "delivered_at": float(part["delivered_at"])} for part in parts]
     return record_from_row(row, messages)
-
-
-def _destination(row: Row) -> Destination:
-    return Destination(
-        webhook_id=row["webhook_id"],
-        webhook_token=row["webhook_token"],
-        thread_id=row["thread_id"],
-        name=row["name"],
-    )

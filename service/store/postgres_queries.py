@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
-# The advisory-lock key space of lanes (two-int form); ``relay_enter_lane`` takes the shared
-# lock of a lane under this class id, ``KILL_LANE`` the exclusive one.
-LANE_LOCK_CLASS: Final = 1381125209
+# The advisory-lock key space of webhooks (two-int form, the second the webhook id's hashtext);
+# ``relay_enter_webhook`` takes the shared lock of a webhook under this class id,
+# ``KILL_WEBHOOK_LOCK`` the exclusive one.
+WEBHOOK_LOCK_CLASS: Final = 1381125209
 # One bigint key for migrations; the bigint and two-int key spaces do not overlap.
 MIGRATION_LOCK: Final = 7_310_870_969_320_468_841
 WORK_CHANNEL: Final = "relay_work"
@@ -41,6 +42,7 @@ ACCEPT_COLUMNS: Final = (
     "destination_name",
     "webhook_id",
     "webhook_token",
+    "webhook_token_hash",
     "thread_id",
     "application_id",
     "interaction_id",
@@ -52,18 +54,21 @@ ACCEPT_COLUMNS: Final = (
 )
 _N = len(ACCEPT_COLUMNS)
 _LANE = ACCEPT_COLUMNS.index("lane") + 1
+_WEBHOOK_ID = ACCEPT_COLUMNS.index("webhook_id") + 1
+_TOKEN_HASH = ACCEPT_COLUMNS.index("webhook_token_hash") + 1
 _NOW = _N + 1
 _VALUES = ", ".join(
     f"${i}::json" if name in ("results", "message") else f"${i}"
     for i, name in enumerate(ACCEPT_COLUMNS, start=1)
 )
 
-# $1..$18 ACCEPT_COLUMNS, $19 now, $20 wake. One statement, one round trip: enter the lane,
-# insert unless the workflow id exists (then no row comes back and the caller reads the existing
-# one), and (wake) announce the new result to the fleet if it is pending, delivered on commit.
+# $1..$19 ACCEPT_COLUMNS, $20 now, $21 wake. One statement, one round trip: enter the webhook
+# (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
+# row comes back and the caller reads the existing one), and (wake) announce the new result to
+# the fleet if it is pending, delivered on commit.
 ACCEPT: Final = f"""
 WITH lane AS (
-    SELECT relay_enter_lane(${_LANE}) AS dead_reason
+    SELECT relay_enter_webhook(${_LANE}, ${_WEBHOOK_ID}, ${_TOKEN_HASH}) AS dead_reason
 ), inserted AS (
     INSERT INTO results ({", ".join(ACCEPT_COLUMNS)},
                          status, orphan_reason, next_attempt_at, created_at, updated_at)
@@ -152,17 +157,29 @@ REVOKE_API_KEY: Final = (
 TENANT_FOR_KEY: Final = "SELECT tenant FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 
 # -- delivery -------------------------------------------------------------------------------------
-# $1 now, $2 owner, $3 lease_seconds. The lane of the result due first whose lane is alive and
-# free. SKIP LOCKED passes over lanes another replica is claiming this instant; the row lock
-# re-checks the lease on the newest row version, so a lane claimed and committed since this
-# statement's snapshot is passed over too: one live owner per lane, whatever the concurrency.
+# Whatever records what became of a part in flight clears the mark (see MARK_IN_FLIGHT).
+_NOT_IN_FLIGHT = "in_flight_part = NULL, in_flight_route = NULL, in_flight_at = NULL"
+
+# $1 now, $2 owner, $3 lease_seconds. The lane of the result due first whose lane is free:
+# never leased, released, run out, or held by another replica that stopped heartbeating (never
+# one ``owner`` holds itself). SKIP LOCKED passes over lanes another replica is claiming this
+# instant; the row lock re-checks the condition on the newest row version, so a lane claimed
+# and committed since this statement's snapshot is passed over too: one live owner per lane,
+# whatever the concurrency. The re-check of a new owner's heartbeat must not use this
+# statement's snapshot, older than that owner's heartbeat may be: relay_replica_alive reads
+# with a fresh one. The CASE keeps it last: the hashed list of live replicas (this snapshot's)
+# already rules out the owners alive in it, so the function runs only for lanes that look
+# abandoned, once per row and at no other time.
 CLAIM_LANE: Final = """
 WITH pick AS (
     SELECT l.lane
     FROM results r JOIN lanes l ON l.lane = r.lane
     WHERE r.status = 'pending' AND r.next_attempt_at <= $1::float8
-      AND l.dead_reason IS NULL
-      AND (l.lease_owner IS NULL OR l.lease_expires_at <= $1::float8)
+      AND CASE WHEN l.lease_owner IS NULL OR l.lease_expires_at <= $1::float8 THEN true
+               WHEN l.lease_owner = $2 THEN false
+               WHEN l.lease_owner IN (SELECT owner FROM replicas
+                                      WHERE alive_until > $1::float8) THEN false
+               ELSE NOT relay_replica_alive(l.lease_owner, $1::float8) END
     ORDER BY r.next_attempt_at
     LIMIT 1
     FOR UPDATE OF l SKIP LOCKED
@@ -175,7 +192,7 @@ RETURNING lanes.lane
 # $1 now, $2 lease_seconds, $3 lane, $4 owner
 RENEW_LEASE: Final = """
 UPDATE lanes SET lease_expires_at = $1::float8 + $2::float8
-WHERE lane = $3 AND lease_owner = $4 AND lease_expires_at > $1::float8 AND dead_reason IS NULL
+WHERE lane = $3 AND lease_owner = $4 AND lease_expires_at > $1::float8
 """
 
 # $1 lane, $2 owner
@@ -190,13 +207,26 @@ DUE_RESULTS: Final = _RESULT_WITH_MESSAGES + (
     "ORDER BY r.created_at, r.id LIMIT $3"
 )
 
-# $1 now
+# $1 now. A lease is live while it has not run out and its owner heartbeats (p matches).
 NEXT_DUE_AT: Final = """
-SELECT min(CASE WHEN l.lease_expires_at > $1::float8
+SELECT min(CASE WHEN l.lease_expires_at > $1::float8 AND p.owner IS NOT NULL
                 THEN greatest(r.next_attempt_at, l.lease_expires_at)
                 ELSE r.next_attempt_at END)
 FROM results r LEFT JOIN lanes l ON l.lane = r.lane
-WHERE r.status = 'pending' AND l.dead_reason IS NULL
+LEFT JOIN replicas p ON p.owner = l.lease_owner AND p.alive_until > $1::float8
+WHERE r.status = 'pending'
+"""
+
+# $1 tenant, $2 workflow_id, $3 part, $4 route, $5 now. Marks only a pending result; returns
+# the result id whatever its status, no row if there is none.
+MARK_IN_FLIGHT: Final = """
+WITH target AS (
+    SELECT id, status FROM results WHERE tenant = $1 AND workflow_id = $2
+), marked AS (
+    UPDATE results SET in_flight_part = $3, in_flight_route = $4, in_flight_at = $5::float8
+    FROM target WHERE results.id = target.id AND target.status = 'pending'
+)
+SELECT id FROM target
 """
 
 _ATTEMPT_INSERT = """
@@ -212,8 +242,9 @@ WITH target AS (
     SELECT id FROM results WHERE tenant = $1 AND workflow_id = $2
 ), attempt AS ({_ATTEMPT_INSERT}
 ), counted AS (
-    UPDATE results SET attempts = attempts + 1 FROM target
-    WHERE results.id = target.id AND $11::boolean
+    UPDATE results SET attempts = attempts + CASE WHEN $11::boolean THEN 1 ELSE 0 END,
+        {_NOT_IN_FLIGHT}
+    FROM target WHERE results.id = target.id
 )
 SELECT id FROM target
 """
@@ -236,63 +267,76 @@ WITH target AS (
         delivered_at = CASE WHEN $16::boolean THEN $15::float8 ELSE delivered_at END,
         next_attempt_at = CASE WHEN $16::boolean THEN NULL ELSE next_attempt_at END,
         orphan_reason = CASE WHEN $16::boolean THEN NULL ELSE orphan_reason END,
-        updated_at = CASE WHEN $16::boolean THEN $15::float8 ELSE updated_at END
+        updated_at = CASE WHEN $16::boolean THEN $15::float8 ELSE updated_at END,
+        {_NOT_IN_FLIGHT}
     FROM target
-    WHERE results.id = target.id AND ($11::boolean OR $16::boolean)
+    WHERE results.id = target.id
 )
 SELECT id FROM target
 """
 
 # $1 tenant, $2 workflow_id, $3 now
-MARK_DELIVERED: Final = """
+MARK_DELIVERED: Final = f"""
 UPDATE results SET status = 'delivered', delivered_at = $3::float8, next_attempt_at = NULL,
-    orphan_reason = NULL, updated_at = $3::float8
+    orphan_reason = NULL, updated_at = $3::float8, {_NOT_IN_FLIGHT}
 WHERE tenant = $1 AND workflow_id = $2 AND status = 'pending'
 """
 
 # $1 tenant, $2 workflow_id, $3 at, $4 error, $5 now
-SCHEDULE_RETRY: Final = """
+SCHEDULE_RETRY: Final = f"""
 UPDATE results SET status = 'pending', next_attempt_at = $3::float8, last_error = $4,
-    updated_at = $5::float8
+    updated_at = $5::float8, {_NOT_IN_FLIGHT}
 WHERE tenant = $1 AND workflow_id = $2 AND status = 'pending'
 """
 
 # $1 tenant, $2 workflow_id, $3 reason, $4 now
-ORPHAN: Final = """
+ORPHAN: Final = f"""
 UPDATE results SET status = 'orphaned', orphan_reason = $3, next_attempt_at = NULL,
-    last_error = COALESCE(last_error, $3), updated_at = $4::float8
+    last_error = COALESCE(last_error, $3), updated_at = $4::float8, {_NOT_IN_FLIGHT}
 WHERE tenant = $1 AND workflow_id = $2 AND status = 'pending'
 """
 
 # $1 tenant, $2 workflow_id: the row redeliver changes, locked until it commits.
 LOCK_RESULT: Final = "SELECT * FROM results WHERE tenant = $1 AND workflow_id = $2 FOR UPDATE"
-# $1 lane: why it is dead, or NULL (and the lane has a row from now on).
-ENTER_LANE: Final = "SELECT relay_enter_lane($1)"
+# $1 lane, $2 webhook_id, $3 webhook_token_hash: why the webhook is dead for this token, or
+# NULL (and the lane has a row from now on).
+ENTER_WEBHOOK: Final = "SELECT relay_enter_webhook($1, $2, $3)"
 # $1 result id
 DELETE_MESSAGES: Final = "DELETE FROM messages WHERE result_id = $1"
-# $1 id, $2 now, $3 destination_name, $4 webhook_id, $5 webhook_token, $6 thread_id, $7 lane
-REQUEUE: Final = """
+# $1 id, $2 now, $3 destination_name, $4 webhook_id, $5 webhook_token, $6 webhook_token_hash,
+# $7 thread_id, $8 lane
+REQUEUE: Final = f"""
 UPDATE results SET status = 'pending', next_attempt_at = $2::float8, attempts = 0,
     orphan_reason = NULL, delivered_at = NULL, updated_at = $2::float8,
-    destination_name = $3, webhook_id = $4, webhook_token = $5, thread_id = $6, lane = $7
+    destination_name = $3, webhook_id = $4, webhook_token = $5, webhook_token_hash = $6,
+    thread_id = $7, lane = $8, {_NOT_IN_FLIGHT}
 WHERE id = $1
 """
 # Delivered to every listening replica when the transaction commits, not before.
 WAKE: Final = f"NOTIFY {WORK_CHANNEL}"
 
-# $1 lane, $2 reason, $3 now. The exclusive lane lock waits for accepts entering the lane (see
-# relay_enter_lane) and holds new ones back until this commits.
-KILL_LANE_LOCK: Final = f"SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, hashtext($1))"
-KILL_LANE: Final = """
-INSERT INTO lanes (lane, dead_reason, dead_at) VALUES ($1, $2, $3::float8)
-ON CONFLICT (lane) DO UPDATE SET dead_reason = excluded.dead_reason, dead_at = excluded.dead_at,
-    lease_owner = NULL, lease_expires_at = NULL
+# $1 webhook_id. The exclusive webhook lock waits for accepts and redeliveries entering the
+# webhook (see relay_enter_webhook) and holds new ones back until the kill commits; the
+# statements after it take their snapshots once it is held, so they see every result that
+# entered before.
+KILL_WEBHOOK_LOCK: Final = f"SELECT pg_advisory_xact_lock({WEBHOOK_LOCK_CLASS}, hashtext($1))"
+# $1 webhook_id, $2 token_hash, $3 reason, $4 now
+KILL_WEBHOOK: Final = """
+INSERT INTO dead_webhooks (webhook_id, token_hash, reason, dead_at)
+VALUES ($1, $2, $3, $4::float8)
+ON CONFLICT (webhook_id, token_hash) DO UPDATE SET reason = excluded.reason,
+    dead_at = excluded.dead_at
 """
-ORPHAN_LANE: Final = """
-UPDATE results SET status = 'orphaned', orphan_reason = $2, next_attempt_at = NULL,
-    updated_at = $3::float8
-WHERE lane = $1 AND status = 'pending'
+# $1 webhook_id, $2 token_hash, $3 reason, $4 now: every thread of it, every tenant.
+ORPHAN_WEBHOOK: Final = f"""
+UPDATE results SET status = 'orphaned', orphan_reason = $3, next_attempt_at = NULL,
+    updated_at = $4::float8, {_NOT_IN_FLIGHT}
+WHERE webhook_id = $1 AND webhook_token_hash = $2 AND status = 'pending'
 """
+# $1 webhook_id, $2 token_hash
+REVIVE_WEBHOOK: Final = "DELETE FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"
+# $1 webhook_id, $2 token_hash
+DEAD_REASON: Final = "SELECT reason FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"
 
 COUNT_PENDING: Final = "SELECT count(*), min(created_at) FROM results WHERE status = 'pending'"
 
@@ -316,4 +360,6 @@ FORGET_REPLICA: Final = "DELETE FROM replicas WHERE owner = $1"
 # $1 until
 PAUSE_ALL: Final = "UPDATE fleet SET paused_until = greatest(paused_until, $1::float8) WHERE id = 1"
 PAUSED_UNTIL: Final = "SELECT paused_until FROM fleet WHERE id = 1"
+# The server's clock as it reads now (clock_timestamp, not the transaction's now()).
+DATABASE_TIME: Final = "SELECT extract(epoch FROM clock_timestamp())::float8"
 LISTEN: Final = f"LISTEN {WORK_CHANNEL}"

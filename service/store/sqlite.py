@@ -21,21 +21,32 @@ from service.domain import (
     Page,
     ResultFilter,
     ResultRecord,
+    Route,
     Status,
 )
-from service.errors import Conflict
+from service.errors import ResultGone
 from service.store.base import (
     Store,
     WorkListeners,
+    accepted_record,
+    api_key_from_row,
     attempt_from_row,
+    check_destination_alive,
+    check_same_body,
     decode_cursor,
+    destination_from_row,
     encode_cursor,
     record_from_row,
+    redelivery_target,
     result_columns,
+    token_hash,
 )
 from service.store.sqlite_engine import SQLiteEngine
 
 log = logging.getLogger(__name__)
+
+# Whatever records what became of a part in flight clears the mark (see mark_in_flight).
+_NOT_IN_FLIGHT = "in_flight_part = NULL, in_flight_route = NULL, in_flight_at = NULL"
 
 
 def sqlite_path(database_url: str) -> str:
@@ -72,29 +83,26 @@ class SQLiteStore(Store):
         def write(conn: sqlite3.Connection) -> AcceptOutcome:
             existing = _result_row(conn, new.tenant, new.workflow_id)
             if existing is not None:
-                if existing["body_hash"] != new.body_hash:
-                    raise Conflict(
-                        f"workflow_id {new.workflow_id!r} was already submitted with another body",
-                        code="workflow_id_conflict",
-                    )
+                check_same_body(existing["body_hash"], new)
                 return AcceptOutcome(_record(conn, existing), created=False)
-            dead = conn.execute(
-                "SELECT dead_reason FROM lanes WHERE lane = ? AND dead_reason IS NOT NULL",
-                (new.lane,),
-            ).fetchone()
+            dead = _dead_reason(conn, columns["webhook_id"], columns["webhook_token_hash"])
+            status = Status.ORPHANED if dead else Status.PENDING
+            due = None if dead else now
             values = {
                 **columns,
-                "status": Status.ORPHANED if dead else Status.PENDING,
-                "orphan_reason": dead[0] if dead else None,
-                "next_attempt_at": None if dead else now,
+                "status": status,
+                "orphan_reason": dead,
+                "next_attempt_at": due,
                 "created_at": now,
                 "updated_at": now,
             }
             names = ", ".join(values)
             marks = ", ".join(f":{name}" for name in values)
             conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
-            row = {**values, "delivered_at": None, "attempts": 0, "last_error": None}
-            return AcceptOutcome(record_from_row(row, ()), created=True)
+            record = accepted_record(
+                columns, status=status, orphan_reason=dead, next_attempt_at=due, now=now
+            )
+            return AcceptOutcome(record, created=True)
 
         outcome = await self._write(write)
         if outcome.created and outcome.record.status is Status.PENDING:
@@ -208,14 +216,14 @@ class SQLiteStore(Store):
             row = conn.execute(
                 "SELECT * FROM destinations WHERE tenant = ? AND name = ?", (tenant, name)
             ).fetchone()
-            return _destination(row) if row is not None else None
+            return destination_from_row(row) if row is not None else None
 
         return await self._read(read)
 
     async def list_destinations(self, tenant: str) -> list[Destination]:
         return await self._read(
             lambda conn: [
-                _destination(row)
+                destination_from_row(row)
                 for row in conn.execute(
                     "SELECT * FROM destinations WHERE tenant = ? ORDER BY name", (tenant,)
                 )
@@ -245,13 +253,7 @@ class SQLiteStore(Store):
     async def list_api_keys(self) -> list[ApiKey]:
         return await self._read(
             lambda conn: [
-                ApiKey(
-                    key_id=row["key_id"],
-                    tenant=row["tenant"],
-                    label=row["label"],
-                    created_at=row["created_at"],
-                    revoked_at=row["revoked_at"],
-                )
+                api_key_from_row(row)
                 for row in conn.execute("SELECT * FROM api_keys ORDER BY created_at, key_id")
             ]
         )
@@ -280,13 +282,16 @@ class SQLiteStore(Store):
     # -- delivery -----------------------------------------------------------------------------
     async def claim_lane(self, owner: str, *, now: float, lease_seconds: float) -> str | None:
         def write(conn: sqlite3.Connection) -> str | None:
+            # Free: never leased (no row), released, run out, or held by another replica that
+            # stopped heartbeating. One writer: nobody can claim between this and the upsert.
             row = conn.execute(
                 "SELECT r.lane FROM results r LEFT JOIN lanes l ON l.lane = r.lane "
                 "WHERE r.status = 'pending' AND r.next_attempt_at <= :now "
-                "AND (l.lane IS NULL OR (l.dead_reason IS NULL AND (l.lease_owner IS NULL "
-                "OR l.lease_expires_at <= :now))) "
+                "AND (l.lease_owner IS NULL OR l.lease_expires_at <= :now "
+                "OR (l.lease_owner != :owner AND l.lease_owner NOT IN "
+                "(SELECT owner FROM replicas WHERE alive_until > :now))) "
                 "ORDER BY r.next_attempt_at LIMIT 1",
-                {"now": now},
+                {"now": now, "owner": owner},
             ).fetchone()
             if row is None:
                 return None
@@ -305,7 +310,7 @@ class SQLiteStore(Store):
             lambda conn: (
                 conn.execute(
                     "UPDATE lanes SET lease_expires_at = ? WHERE lane = ? AND lease_owner = ? "
-                    "AND lease_expires_at > ? AND dead_reason IS NULL",
+                    "AND lease_expires_at > ?",
                     (now + lease_seconds, lane, owner, now),
                 ).rowcount
                 > 0
@@ -334,16 +339,33 @@ class SQLiteStore(Store):
 
     async def next_due_at(self, *, now: float) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
+            # A lease is live while it has not run out and its owner heartbeats (p matches).
             row = conn.execute(
-                "SELECT MIN(CASE WHEN l.lease_expires_at > :now "
+                "SELECT MIN(CASE WHEN l.lease_expires_at > :now AND p.owner IS NOT NULL "
                 "THEN MAX(r.next_attempt_at, l.lease_expires_at) ELSE r.next_attempt_at END) "
                 "FROM results r LEFT JOIN lanes l ON l.lane = r.lane "
-                "WHERE r.status = 'pending' AND l.dead_reason IS NULL",
+                "LEFT JOIN replicas p ON p.owner = l.lease_owner AND p.alive_until > :now "
+                "WHERE r.status = 'pending'",
                 {"now": now},
             ).fetchone()
             return row[0] if row else None
 
         return await self._read(read)
+
+    async def mark_in_flight(
+        self, tenant: str, workflow_id: str, *, part: int, route: Route, now: float
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            marked = conn.execute(
+                "UPDATE results SET in_flight_part = ?, in_flight_route = ?, in_flight_at = ? "
+                "WHERE tenant = ? AND workflow_id = ? AND status = 'pending'",
+                (part, route.value, now, tenant, workflow_id),
+            ).rowcount
+            if not marked:
+                # Not pending: settled meanwhile (left as it is), or gone (this raises).
+                _result_id(conn, tenant, workflow_id)
+
+        await self._write(write)
 
     async def record_attempt(self, tenant: str, workflow_id: str, attempt: Attempt) -> None:
         await self._write(lambda conn: _insert_attempt(conn, tenant, workflow_id, attempt))
@@ -370,7 +392,7 @@ class SQLiteStore(Store):
                     "UPDATE results SET status = 'delivered', delivered_at = ?, "
                     "next_attempt_at = NULL, orphan_reason = NULL, updated_at = ? WHERE id = ?",
                     (now, now, result_id),
-                )
+                )  # the in-flight mark went with the attempt
 
         await self._write(write)
 
@@ -379,7 +401,7 @@ class SQLiteStore(Store):
             tenant,
             workflow_id,
             "status = 'delivered', delivered_at = :now, next_attempt_at = NULL, "
-            "orphan_reason = NULL, updated_at = :now",
+            f"orphan_reason = NULL, updated_at = :now, {_NOT_IN_FLIGHT}",
             {"now": now},
         )
 
@@ -389,7 +411,8 @@ class SQLiteStore(Store):
         await self._settle(
             tenant,
             workflow_id,
-            "status = 'pending', next_attempt_at = :at, last_error = :error, updated_at = :now",
+            "status = 'pending', next_attempt_at = :at, last_error = :error, updated_at = :now, "
+            + _NOT_IN_FLIGHT,
             {"at": at, "error": error, "now": now},
         )
 
@@ -398,7 +421,7 @@ class SQLiteStore(Store):
             tenant,
             workflow_id,
             "status = 'orphaned', orphan_reason = :reason, next_attempt_at = NULL, "
-            "last_error = COALESCE(last_error, :reason), updated_at = :now",
+            f"last_error = COALESCE(last_error, :reason), updated_at = :now, {_NOT_IN_FLIGHT}",
             {"reason": reason, "now": now},
         )
 
@@ -421,33 +444,19 @@ class SQLiteStore(Store):
             row = _result_row(conn, tenant, workflow_id)
             if row is None:
                 return None
-            target = dict(row)
-            if destination is not None:
-                target.update(
-                    destination_name=destination.name,
-                    webhook_id=destination.webhook_id,
-                    webhook_token=destination.webhook_token,
-                    thread_id=destination.thread_id,
-                    lane=destination.lane,
-                )
-            dead = conn.execute(
-                "SELECT 1 FROM lanes WHERE lane = ? AND dead_reason IS NOT NULL",
-                (target["lane"],),
-            ).fetchone()
-            if dead and target["webhook_id"] is not None:
-                raise Conflict(
-                    "the destination webhook was deleted or its token refused; "
-                    "redeliver to another destination",
-                    code="destination_dead",
-                )
+            target = redelivery_target(dict(row), destination)
+            check_destination_alive(
+                _dead_reason(conn, target["webhook_id"], target["webhook_token_hash"])
+            )
             conn.execute("DELETE FROM messages WHERE result_id = ?", (row["id"],))
             conn.execute(
                 "UPDATE results SET status = 'pending', next_attempt_at = :now, attempts = 0, "
                 "orphan_reason = NULL, delivered_at = NULL, updated_at = :now, "
                 "destination_name = :destination_name, webhook_id = :webhook_id, "
-                "webhook_token = :webhook_token, thread_id = :thread_id, lane = :lane "
+                "webhook_token = :webhook_token, webhook_token_hash = :webhook_token_hash, "
+                f"thread_id = :thread_id, lane = :lane, {_NOT_IN_FLIGHT} "
                 "WHERE id = :id",
-                {**target, "now": now},
+                {**target, "id": row["id"], "now": now},
             )
             updated = _result_row(conn, tenant, workflow_id)
             assert updated is not None
@@ -458,23 +467,41 @@ class SQLiteStore(Store):
             self._work.fire()
         return record
 
-    async def kill_lane(self, lane: str, *, reason: str, now: float) -> int:
+    async def kill_webhook(self, webhook_id: str, token: str, *, reason: str, now: float) -> int:
+        hashed = token_hash(token)
+
         def write(conn: sqlite3.Connection) -> int:
             conn.execute(
-                "INSERT INTO lanes (lane, dead_reason, dead_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (lane) DO UPDATE SET dead_reason = excluded.dead_reason, "
-                "dead_at = excluded.dead_at, lease_owner = NULL, lease_expires_at = NULL",
-                (lane, reason, now),
+                "INSERT INTO dead_webhooks (webhook_id, token_hash, reason, dead_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (webhook_id, token_hash) DO UPDATE SET "
+                "reason = excluded.reason, dead_at = excluded.dead_at",
+                (webhook_id, hashed, reason, now),
             )
             return int(
                 conn.execute(
-                    "UPDATE results SET status = 'orphaned', orphan_reason = ?, "
-                    "next_attempt_at = NULL, updated_at = ? WHERE lane = ? AND status = 'pending'",
-                    (reason, now, lane),
+                    "UPDATE results SET status = 'orphaned', orphan_reason = :reason, "
+                    f"next_attempt_at = NULL, updated_at = :now, {_NOT_IN_FLIGHT} "
+                    "WHERE webhook_id = :webhook_id AND webhook_token_hash = :hash "
+                    "AND status = 'pending'",
+                    {"reason": reason, "now": now, "webhook_id": webhook_id, "hash": hashed},
                 ).rowcount
             )
 
         return await self._write(write)
+
+    async def revive_webhook(self, webhook_id: str, token: str) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM dead_webhooks WHERE webhook_id = ? AND token_hash = ?",
+                    (webhook_id, token_hash(token)),
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def dead_reason(self, webhook_id: str, token: str) -> str | None:
+        return await self._read(lambda conn: _dead_reason(conn, webhook_id, token_hash(token)))
 
     async def count_pending(self) -> tuple[int, float | None]:
         def read(conn: sqlite3.Connection) -> tuple[int, float | None]:
@@ -525,6 +552,10 @@ class SQLiteStore(Store):
 
         return await self._read(read)
 
+    async def database_time(self) -> float | None:
+        # The file is on this machine: its clock is this process's, nothing to correct.
+        return None
+
 
 def _result_row(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
@@ -538,8 +569,20 @@ def _result_id(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> int:
         "SELECT id FROM results WHERE tenant = ? AND workflow_id = ?", (tenant, workflow_id)
     ).fetchone()
     if row is None:
-        raise LookupError(f"no result {workflow_id!r}")
+        raise ResultGone(f"no result {workflow_id!r}")
     return int(row[0])
+
+
+def _dead_reason(
+    conn: sqlite3.Connection, webhook_id: str | None, hashed_token: str | None
+) -> str | None:
+    """Why this webhook is dead for this token; never dead without a webhook (NULL matches
+    nothing)."""
+    row = conn.execute(
+        "SELECT reason FROM dead_webhooks WHERE webhook_id = ? AND token_hash = ?",
+        (webhook_id, hashed_token),
+    ).fetchone()
+    return str(row[0]) if row is not None else None
 
 
 def _insert_attempt(
@@ -554,7 +597,7 @@ def _insert_attempt(
             attempt.at,
             attempt.part,
             attempt.route.value,
-            attempt.outcome,
+            attempt.outcome.value,
             attempt.http_status,
             attempt.discord_code,
             attempt.duration_ms,
@@ -562,8 +605,10 @@ def _insert_attempt(
             int(attempt.counts),
         ),
     )
-    if attempt.counts:
-        conn.execute("UPDATE results SET attempts = attempts + 1 WHERE id = ?", (result_id,))
+    conn.execute(
+        f"UPDATE results SET attempts = attempts + ?, {_NOT_IN_FLIGHT} WHERE id = ?",
+        (int(attempt.counts), result_id),
+    )
     return result_id
 
 
@@ -572,12 +617,3 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> ResultRecord:
         "SELECT * FROM messages WHERE result_id = ? ORDER BY part", (row["id"],)
     ).fetchall()
     return record_from_row(row, messages)
-
-
-def _destination(row: sqlite3.Row) -> Destination:
-    return Destination(
-        webhook_id=row["webhook_id"],
-        webhook_token=row["webhook_token"],
-        thread_id=row["thread_id"],
-        name=row["name"],
-    )

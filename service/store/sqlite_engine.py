@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from service.errors import StoreError
+from service.store.base import token_hash
 from service.store.migrations import load_migrations
 
 T = TypeVar("T")
@@ -93,6 +94,8 @@ class SQLiteEngine:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=10000")
+            # SQLite has no SHA-256 of its own; migrations hash tokens already stored with it.
+            conn.create_function("relay_sha256", 1, _sha256, deterministic=True)
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
@@ -165,6 +168,10 @@ class SQLiteEngine:
                 conn.execute("ROLLBACK")
             raise
         return outcomes
+
+
+def _sha256(text: str | None) -> str | None:
+    return token_hash(text) if text is not None else None
 
 
 def _statements(sql: str) -> list[str]:

@@ -222,7 +222,8 @@ async def test_valid_interaction_gets_a_follow_up(
     await worker.drain()
     [followup] = emulator.followups(interaction.interaction_id)
     assert emulator.messages(hook.id) == []
-    assert followup.allowed_mentions == {"parse": []}
+    # the one rendering every route shares: the requester is mentioned, nobody else
+    assert followup.allowed_mentions == {"parse": [], "users": [USER_ID]}
     record = await fetch(client, "wf_i")
     assert record["messages"][0]["route"] == "interaction"
 
@@ -256,7 +257,7 @@ async def test_refused_interaction_falls_back_to_the_channel_webhook_at_once(
     record = await fetch(client, "wf_f")
     assert (record["status"], record["attempts"]) == ("delivered", 0)
     outcomes = [(a["route"], a["outcome"]) for a in await attempts(client, "wf_f")]
-    assert outcomes == [("interaction", "dead_webhook"), ("webhook", "delivered")]
+    assert outcomes == [("interaction", "fallback"), ("webhook", "delivered")]
 
 
 async def test_expired_interaction_without_a_webhook_is_orphaned(

@@ -12,9 +12,20 @@ import pytest
 from service.domain import Destination, NewResult, ResultFilter, Status
 from service.errors import InvalidRequest, StoreError
 from service.store import make_store
-from service.store.base import result_columns
+from service.store.base import result_columns, token_hash
 from service.store.migrations import load_migrations
 from service.store.sqlite import SQLiteStore
+from tests.integration.test_sqlite_migrations import (
+    DEAD_LANES,
+    OLD_RESULT_COLUMNS,
+    OLD_RESULTS,
+    OTHER_TOKEN,
+    TOKEN,
+    check_migrated,
+    expected_dead_webhooks,
+    old_result_values,
+)
+from tests.postgres import migrate_through
 
 asyncpg = pytest.importorskip("asyncpg")
 pytestmark = pytest.mark.postgres
@@ -139,6 +150,56 @@ async def test_text_postgres_cannot_store_is_the_callers_error(pg_url: str) -> N
             "acme", ResultFilter(status=Status.PENDING), limit=5, cursor=None
         )
         assert [r.workflow_id for r in page.items] == ["wf"]
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_database_moves_its_dead_lanes_to_dead_webhooks(
+    pg_empty_url: str,
+) -> None:
+    # given a database at version 1 with a dead lane, a dead thread and results
+    await migrate_through(pg_empty_url, 1)
+    conn = await asyncpg.connect(pg_empty_url)
+    try:
+        marks = ", ".join(f"${i}" for i in range(1, len(OLD_RESULT_COLUMNS) + 1))
+        await conn.executemany(
+            f"INSERT INTO results ({', '.join(OLD_RESULT_COLUMNS)}) VALUES ({marks})",
+            [old_result_values(r) for r in OLD_RESULTS],
+        )
+        await conn.executemany(
+            "INSERT INTO lanes (lane, dead_reason, dead_at) VALUES ($1, $2, $3)", DEAD_LANES
+        )
+    finally:
+        await conn.close()
+    # when the store opens it
+    store = PostgresStore(pg_empty_url)
+    await store.open()
+    try:
+        # then the dead tokens are listed, every token hashed, and the lanes dead no more
+        conn = await asyncpg.connect(pg_empty_url)
+        try:
+            dead = {tuple(r) for r in await conn.fetch("SELECT * FROM dead_webhooks")}
+            hashes = dict(
+                tuple(r)
+                for r in await conn.fetch("SELECT webhook_token, webhook_token_hash FROM results")
+            )
+            functions = {
+                r[0]
+                for r in await conn.fetch("SELECT proname FROM pg_proc WHERE proname ~ '^relay_'")
+            }
+        finally:
+            await conn.close()
+        assert dead == expected_dead_webhooks()
+        assert hashes == {
+            TOKEN: token_hash(TOKEN),
+            OTHER_TOKEN: token_hash(OTHER_TOKEN),
+            None: None,
+        }
+        assert (await _pg_schema(pg_empty_url))["lanes"] == {
+            "lane", "lease_owner", "lease_expires_at",
+        }  # fmt: skip
+        assert functions == {"relay_enter_webhook", "relay_replica_alive"}
+        await check_migrated(store)
     finally:
         await store.close()
 

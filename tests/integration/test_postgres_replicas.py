@@ -53,6 +53,8 @@ async def test_concurrent_claims_never_give_one_lane_two_owners(
         await stores[i % 6].accept(new(f"wf{i}", hook(i)), now=T0 + i * 0.001)
 
     async def claim_all(store: Store, owner: str, now: float) -> list[str]:
+        # A lease counts only while its owner heartbeats, as a worker does before it claims.
+        await store.heartbeat(owner, now=now, ttl=30)
         claimed = []
         while (lane := await store.claim_lane(owner, now=now, lease_seconds=30)) is not None:
             claimed.append(lane)
@@ -170,7 +172,9 @@ async def test_results_accepted_while_their_lane_is_killed_are_never_stranded(
             s.accept(new(f"wf{round_}-{i}", lane), now=T0)
             for i, s in zip(range(60), itertools.cycle([b, c]), strict=False)
         ]
-        killing = a.kill_lane(lane.lane, reason="webhook_deleted", now=T0)
+        killing = a.kill_webhook(
+            lane.webhook_id, lane.webhook_token, reason="webhook_deleted", now=T0
+        )
         await asyncio.gather(*accepts[:30], killing, *accepts[30:])
         pending, _ = await a.count_pending()
         assert pending == 0, "a result was left pending in a dead lane"
@@ -179,3 +183,62 @@ async def test_results_accepted_while_their_lane_is_killed_are_never_stranded(
     assert {(r.status, r.orphan_reason) for r in page.items} == {
         (Status.ORPHANED, "webhook_deleted")
     }
+
+
+async def test_replicas_with_skewed_clocks_agree_on_leases(pg_url: str) -> None:
+    # given two workers on one database, one of them with a clock 40 s ahead (longer than a
+    # lease), delivering a burst at Discord's pace
+    import time
+
+    import httpx
+
+    from service.config import load_settings
+    from service.delivery.worker import Worker
+    from service.discord.sender import Sender, make_discord_client
+    from service.metrics import Metrics
+    from service.testing import DiscordEmulator
+
+    emulator = DiscordEmulator()
+    emulator.set_limits(webhook=(5, 0.4))
+    hooks = [emulator.create_webhook() for _ in range(3)]
+    settings = load_settings(database_url=pg_url, lease_seconds=2.0, poll_seconds=0.1)
+    stores = [PostgresStore(pg_url, min_size=1, max_size=4) for _ in range(2)]
+    clients = [make_discord_client(httpx.ASGITransport(app=emulator.app)) for _ in range(2)]
+    workers = []
+    for store, client, skew in zip(stores, clients, (0.0, 40.0), strict=True):
+        await store.open()
+        workers.append(
+            Worker(
+                store=store,
+                sender=Sender(client, api_base=settings.discord_api_base),
+                settings=settings,
+                metrics=Metrics(),
+                clock=lambda skew=skew: time.time() + skew,
+            )
+        )
+    ids = [f"wf_{i:02d}" for i in range(36)]
+    for i, workflow_id in enumerate(ids):
+        destination = Destination(webhook_id=hooks[i % 3].id, webhook_token=hooks[i % 3].token)
+        await stores[i % 2].accept(new(workflow_id, destination), now=time.time())
+    # when both work the burst
+    running = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        async with asyncio.timeout(30):
+            while (await stores[0].count_pending())[0]:
+                await asyncio.sleep(0.05)
+    finally:
+        for worker in workers:
+            await worker.stop()
+        await asyncio.gather(*running)
+        for client in clients:
+            await client.aclose()
+        for store in stores:
+            await store.close()
+    # then every result was posted once, in order per webhook, one request at a time
+    footers = [m.embeds[0]["footer"]["text"] for h in hooks for m in emulator.messages(h.id)]
+    counts = Counter(footers)
+    assert len(counts) == len(ids) and set(counts.values()) == {1}, counts
+    assert emulator.counters.max_concurrent_per_webhook == 1
+    for h in hooks:
+        sent = [m.embeds[0]["footer"]["text"] for m in emulator.messages(h.id)]
+        assert sent == sorted(sent)

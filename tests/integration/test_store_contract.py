@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -11,16 +12,19 @@ import pytest
 from service.domain import (
     ApiKey,
     Attempt,
+    AttemptOutcome,
     DeliveredMessage,
     Destination,
+    InFlight,
     Interaction,
     NewResult,
     ResultFilter,
     Route,
     Status,
 )
-from service.errors import Conflict
+from service.errors import Conflict, ResultGone
 from service.store import Store
+from service.store.sqlite import SQLiteStore
 from tests.support import (
     APPLICATION_ID,
     FAKE_TOKEN,
@@ -34,6 +38,9 @@ from tests.support import (
 T0 = 1_790_000_000.0
 HOOK = Destination(webhook_id=WEBHOOK_ID, webhook_token=FAKE_TOKEN)
 OTHER_HOOK = Destination(webhook_id=OTHER_WEBHOOK_ID, webhook_token=FAKE_TOKEN)
+OTHER_TOKEN = "other-token-" + "y" * 56
+# The same webhook id with another token: a made-up one, or a real one after a reset.
+HOOK_OTHER_TOKEN = Destination(webhook_id=WEBHOOK_ID, webhook_token=OTHER_TOKEN)
 
 
 def new(workflow_id: str, destination: Destination | None = HOOK, **kw: object) -> NewResult:
@@ -52,7 +59,7 @@ def attempt(at: float, outcome: str = "retry", counts: bool = True, part: int = 
     return Attempt(
         at=at,
         route=Route.WEBHOOK,
-        outcome=outcome,
+        outcome=AttemptOutcome(outcome),
         duration_ms=12.5,
         part=part,
         http_status=503,
@@ -122,6 +129,8 @@ async def test_interaction_and_thread_pick_the_lane(store: Store) -> None:
 
 
 async def test_claim_leases_one_lane_to_one_owner(store: Store) -> None:
+    for owner in ("w1", "w2", "w3", "w4"):
+        await store.heartbeat(owner, now=T0, ttl=1000)  # all alive throughout
     await store.accept(new("a"), now=T0)
     await store.accept(new("b", OTHER_HOOK), now=T0 + 1)
     first = await store.claim_lane("w1", now=T0 + 2, lease_seconds=30)
@@ -205,26 +214,250 @@ async def test_redeliver_queues_again_from_the_first_part(store: Store) -> None:
     assert await store.redeliver("acme", "missing", destination=None, now=T0) is None
 
 
-async def test_redeliver_to_a_dead_webhook_is_refused(store: Store) -> None:
+async def test_redeliver_to_a_dead_webhook_and_token_is_refused(store: Store) -> None:
+    # given a result whose webhook died for its token
     await store.accept(new("wf"), now=T0)
-    await store.kill_lane(WEBHOOK_ID, reason="webhook_deleted", now=T0 + 1)
-    with pytest.raises(Conflict) as caught:
-        await store.redeliver("acme", "wf", destination=None, now=T0 + 2)
-    assert caught.value.code == "destination_dead"
-    moved = await store.redeliver("acme", "wf", destination=OTHER_HOOK, now=T0 + 2)
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
+    # when it is redelivered there (its own destination, or named again), then it is refused
+    for target in (None, HOOK, replace(HOOK, thread_id=THREAD_ID)):
+        with pytest.raises(Conflict) as caught:
+            await store.redeliver("acme", "wf", destination=target, now=T0 + 2)
+        assert caught.value.code == "destination_dead"
+    # and another webhook, or the same webhook with another token, is fine
+    moved = await store.redeliver("acme", "wf", destination=HOOK_OTHER_TOKEN, now=T0 + 2)
+    assert moved is not None and moved.status is Status.PENDING
+    assert moved.destination == HOOK_OTHER_TOKEN
+    moved = await store.redeliver("acme", "wf", destination=OTHER_HOOK, now=T0 + 3)
     assert moved is not None and moved.status is Status.PENDING
 
 
-async def test_dead_lane_orphans_pending_and_new_results(store: Store) -> None:
+async def test_a_dead_webhook_orphans_pending_and_new_results_of_its_token(store: Store) -> None:
     await store.accept(new("a"), now=T0)
     await store.accept(new("b"), now=T0)
     await store.accept(new("c", OTHER_HOOK), now=T0)
-    assert await store.kill_lane(WEBHOOK_ID, reason="webhook_deleted", now=T0 + 1) == 2
+    killed = await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
+    assert killed == 2
     late = await store.accept(new("d"), now=T0 + 2)
     assert late.record.status is Status.ORPHANED
     assert late.record.orphan_reason == "webhook_deleted"
+    assert late.record == await store.get_result("acme", "d")
     assert await store.claim_lane("w", now=T0 + 3, lease_seconds=30) == OTHER_WEBHOOK_ID
     assert await store.count_pending() == (1, T0)
+
+
+async def test_kill_webhook_orphans_only_that_tokens_pending_results_in_every_tenant_and_thread(
+    store: Store,
+) -> None:
+    # given pending results for one webhook id with its token, in two tenants and a thread, one
+    # with another token, one for another webhook, and one already delivered
+    await store.accept(new("plain"), now=T0)
+    await store.accept(new("thread", replace(HOOK, thread_id=THREAD_ID)), now=T0)
+    await store.accept(new("other-tenant", tenant="globex"), now=T0)
+    await store.accept(new("other-token", HOOK_OTHER_TOKEN), now=T0)
+    await store.accept(new("other-hook", OTHER_HOOK), now=T0)
+    await store.accept(new("done"), now=T0)
+    await deliver(store, "done", T0 + 1)
+    # when Discord says the webhook is gone for that token
+    killed = await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 2)
+    # then exactly its token's pending results are orphaned, whatever their tenant or thread
+    assert killed == 3
+    statuses = {}
+    for tenant, workflow_id in [
+        ("acme", "plain"),
+        ("acme", "thread"),
+        ("globex", "other-tenant"),
+        ("acme", "other-token"),
+        ("acme", "other-hook"),
+        ("acme", "done"),
+    ]:
+        record = await store.get_result(tenant, workflow_id)
+        assert record is not None
+        statuses[workflow_id] = (record.status, record.orphan_reason)
+    orphaned = (Status.ORPHANED, "webhook_deleted")
+    assert statuses == {
+        "plain": orphaned,
+        "thread": orphaned,
+        "other-tenant": orphaned,
+        "other-token": (Status.PENDING, None),
+        "other-hook": (Status.PENDING, None),
+        "done": (Status.DELIVERED, None),
+    }
+    assert await store.dead_reason(WEBHOOK_ID, FAKE_TOKEN) == "webhook_deleted"
+    assert await store.dead_reason(WEBHOOK_ID, OTHER_TOKEN) is None
+    assert await store.dead_reason(OTHER_WEBHOOK_ID, FAKE_TOKEN) is None
+
+
+async def test_another_token_for_a_dead_webhook_id_is_delivered_as_usual(store: Store) -> None:
+    # given a webhook dead for one token
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_unauthorized", now=T0)
+    # when results come for that webhook id with another token, and with the dead one
+    other = await store.accept(new("other-token", HOOK_OTHER_TOKEN), now=T0 + 1)
+    dead = await store.accept(new("dead-token"), now=T0 + 1)
+    # then the other token's is pending and claimable, the dead token's orphaned at once
+    assert (other.record.status, other.record.orphan_reason) == (Status.PENDING, None)
+    assert (dead.record.status, dead.record.orphan_reason) == (
+        Status.ORPHANED,
+        "webhook_unauthorized",
+    )
+    assert await store.claim_lane("w", now=T0 + 2, lease_seconds=30) == WEBHOOK_ID
+    due = await store.due_results(WEBHOOK_ID, now=T0 + 2, limit=10)
+    assert [r.workflow_id for r in due] == ["other-token"]
+
+
+async def test_a_revived_webhook_takes_results_again(store: Store) -> None:
+    # given a result orphaned because its webhook died for its token
+    await store.accept(new("wf"), now=T0)
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
+    # when the webhook is revived
+    assert await store.revive_webhook(WEBHOOK_ID, FAKE_TOKEN)
+    # then it is no longer dead, new results are pending and the orphan may be redelivered
+    assert await store.dead_reason(WEBHOOK_ID, FAKE_TOKEN) is None
+    assert not await store.revive_webhook(WEBHOOK_ID, FAKE_TOKEN)
+    assert not await store.revive_webhook(WEBHOOK_ID, OTHER_TOKEN)
+    fresh = await store.accept(new("fresh"), now=T0 + 2)
+    assert fresh.record.status is Status.PENDING
+    again = await store.redeliver("acme", "wf", destination=None, now=T0 + 3)
+    assert again is not None and again.status is Status.PENDING
+
+
+async def test_killing_a_webhook_again_keeps_the_latest_reason(store: Store) -> None:
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_unauthorized", now=T0)
+    assert await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0) == 0
+    assert await store.dead_reason(WEBHOOK_ID, FAKE_TOKEN) == "webhook_deleted"
+
+
+async def _record_attempt(store: Store) -> None:
+    await store.record_attempt("acme", "wf", attempt(T0 + 2))
+
+
+async def _record_partial_delivery(store: Store) -> None:
+    message = DeliveredMessage(part=0, message_id="m0", route=Route.WEBHOOK, delivered_at=T0 + 2)
+    await store.record_delivery(
+        "acme", "wf", attempt(T0 + 2, "delivered"), message, finished=False, now=T0 + 2
+    )
+
+
+async def _schedule_retry(store: Store) -> None:
+    await store.schedule_retry("acme", "wf", at=T0 + 60, error="HTTP 503", now=T0 + 2)
+
+
+async def _orphan(store: Store) -> None:
+    await store.orphan("acme", "wf", reason="attempts_exhausted", now=T0 + 2)
+
+
+async def _mark_delivered(store: Store) -> None:
+    await store.mark_delivered("acme", "wf", now=T0 + 2)
+
+
+async def _redeliver(store: Store) -> None:
+    await store.redeliver("acme", "wf", destination=OTHER_HOOK, now=T0 + 2)
+
+
+async def _kill_webhook(store: Store) -> None:
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 2)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        _record_attempt,
+        _record_partial_delivery,
+        _schedule_retry,
+        _orphan,
+        _mark_delivered,
+        _redeliver,
+        _kill_webhook,
+    ],
+)
+async def test_a_part_in_flight_shows_until_its_outcome_is_recorded(
+    store: Store, outcome: Callable[[Store], Awaitable[None]]
+) -> None:
+    # given a result whose first part is on its way to Discord
+    await store.accept(new("wf"), now=T0)
+    await store.mark_in_flight("acme", "wf", part=0, route=Route.WEBHOOK, now=T0 + 1)
+    marked = await store.get_result("acme", "wf")
+    assert marked is not None
+    assert marked.in_flight == InFlight(part=0, route=Route.WEBHOOK, since=T0 + 1)
+    [due] = await store.due_results(WEBHOOK_ID, now=T0 + 1, limit=5)
+    assert due.in_flight == marked.in_flight
+    # when what became of it is recorded
+    await outcome(store)
+    # then it is no longer in flight
+    record = await store.get_result("acme", "wf")
+    assert record is not None and record.in_flight is None
+
+
+async def test_a_settled_result_is_not_marked_in_flight(store: Store) -> None:
+    await store.accept(new("wf"), now=T0)
+    await store.orphan("acme", "wf", reason="operator", now=T0 + 1)
+    await store.mark_in_flight("acme", "wf", part=0, route=Route.INTERACTION, now=T0 + 2)
+    record = await store.get_result("acme", "wf")
+    assert record is not None and record.in_flight is None
+
+
+async def test_writes_to_a_result_deleted_meanwhile_raise_result_gone(store: Store) -> None:
+    # given a result deleted through the API while the worker delivers it
+    await store.accept(new("wf"), now=T0)
+    assert await store.delete_result("acme", "wf")
+    message = DeliveredMessage(part=0, message_id="m0", route=Route.WEBHOOK, delivered_at=T0 + 1)
+    # when the worker writes to it, then each write says it is gone
+    with pytest.raises(ResultGone):
+        await store.mark_in_flight("acme", "wf", part=0, route=Route.WEBHOOK, now=T0 + 1)
+    with pytest.raises(ResultGone):
+        await store.record_attempt("acme", "wf", attempt(T0 + 1))
+    with pytest.raises(ResultGone):
+        await store.record_delivery(
+            "acme", "wf", attempt(T0 + 1, "delivered"), message, finished=True, now=T0 + 1
+        )
+    # and nothing was written for it
+    assert await store.get_result("acme", "wf") is None
+    assert await store.list_attempts("acme", "wf") is None
+
+
+async def test_a_lane_whose_owner_stopped_heartbeating_is_taken_over(store: Store) -> None:
+    # given a lane leased for a minute by a replica that heartbeat once, alive for ten seconds
+    await store.accept(new("wf"), now=T0)
+    await store.heartbeat("a", now=T0, ttl=10)
+    assert await store.claim_lane("a", now=T0, lease_seconds=60) == WEBHOOK_ID
+    await store.heartbeat("b", now=T0 + 20, ttl=10)
+    # when its heartbeat has run out but not its lease, then the lane is free already
+    assert await store.next_due_at(now=T0 + 20) == T0
+    assert await store.claim_lane("b", now=T0 + 20, lease_seconds=60) == WEBHOOK_ID
+    # and the one who took it holds it
+    assert not await store.renew_lease("a", WEBHOOK_ID, now=T0 + 21, lease_seconds=60)
+    assert await store.renew_lease("b", WEBHOOK_ID, now=T0 + 21, lease_seconds=60)
+
+
+async def test_a_lane_whose_owner_heartbeats_is_not_taken(store: Store) -> None:
+    # given a lane leased for a minute by a replica that keeps heartbeating
+    await store.accept(new("wf"), now=T0)
+    await store.heartbeat("a", now=T0, ttl=10)
+    assert await store.claim_lane("a", now=T0, lease_seconds=60) == WEBHOOK_ID
+    await store.heartbeat("a", now=T0 + 8, ttl=10)
+    await store.heartbeat("b", now=T0 + 15, ttl=10)
+    # when another replica looks for work, then the lane is due only when the lease runs out
+    assert await store.claim_lane("b", now=T0 + 15, lease_seconds=60) is None
+    assert await store.next_due_at(now=T0 + 15) == T0 + 60
+
+
+async def test_a_claimer_never_gets_its_own_lane_back(store: Store) -> None:
+    # given a lane leased by a replica, heartbeating or not
+    await store.accept(new("wf"), now=T0)
+    assert await store.claim_lane("a", now=T0, lease_seconds=60) == WEBHOOK_ID
+    # when it claims again before its lease runs out, then it gets nothing
+    assert await store.claim_lane("a", now=T0 + 1, lease_seconds=60) is None
+    await store.heartbeat("a", now=T0 + 2, ttl=10)
+    assert await store.claim_lane("a", now=T0 + 3, lease_seconds=60) is None
+    assert await store.claim_lane("a", now=T0 + 30, lease_seconds=60) is None
+
+
+async def test_the_database_clock_is_given_where_it_is_not_this_process(store: Store) -> None:
+    database_time = await store.database_time()
+    if isinstance(store, SQLiteStore):
+        assert database_time is None  # the file is on this machine: one clock
+    else:
+        assert database_time is not None
+        assert abs(database_time - time.time()) < 5
 
 
 async def test_purge_removes_only_old_settled_results(store: Store) -> None:
@@ -308,7 +541,7 @@ async def test_subscribers_hear_of_new_and_redelivered_work(store: Store) -> Non
     await wait_until(lambda: len(calls) == 1)
     # neither the same body again nor a result born orphaned is new work
     await store.accept(new("wf"), now=T0 + 1)
-    await store.kill_lane(OTHER_WEBHOOK_ID, reason="webhook_deleted", now=T0 + 1)
+    await store.kill_webhook(OTHER_WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
     await store.accept(new("orphan", OTHER_HOOK), now=T0 + 1)
     await deliver(store, "wf", T0 + 2)
     await store.redeliver("acme", "wf", destination=None, now=T0 + 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from service.discord.ratelimit import (
@@ -107,8 +109,21 @@ def test_a_global_429_does_not_block_the_lane_itself() -> None:
 def test_token_bucket_spreads_requests_at_the_rate() -> None:
     budget = TokenBucket(rate=10.0, burst=2.0)
     waits = [budget.take(0.0) for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
+    # a burst of two, then each caller is told when to ask again; nothing is reserved
+    assert waits == pytest.approx([0.0, 0.0, 0.1, 0.1, 0.1])
+    assert budget.take(0.1) == 0.0
+    assert budget.take(0.1) == pytest.approx(0.1)
     assert budget.take(10.0) == 0.0
+
+
+def test_token_bucket_lets_no_late_caller_go_out_with_the_next() -> None:
+    # given one token per 0.1 s, and two callers that were told to come back at 0.1
+    budget = TokenBucket(rate=10.0, burst=1.0)
+    assert budget.take(0.0) == 0.0
+    assert budget.take(0.0) == pytest.approx(0.1)
+    # when both come back late, at the same moment, only one goes; the other waits a full step
+    assert budget.take(0.35) == 0.0
+    assert budget.take(0.35) == pytest.approx(0.1)
 
 
 def test_token_bucket_pause_holds_everything() -> None:
@@ -144,5 +159,7 @@ def test_what_counts_toward_the_ban(status: int, scope: str | None, invalid: boo
 def test_a_replica_takes_its_share_of_the_budget() -> None:
     budget = TokenBucket(rate=45.0, burst=1.0)
     budget.share(15.0)  # three replicas
-    waits = [budget.take(0.0) for _ in range(4)]
-    assert waits == pytest.approx([0.0, 1 / 15, 2 / 15, 3 / 15])
+    granted = [t for t in (i / 100 for i in range(101)) if budget.take(t) == 0.0]
+    # asked every 10 ms for a second: one grant each 1/15 s at most, rounded up to the asking
+    assert len(granted) == 15
+    assert all(b - a >= 1 / 15 - 1e-9 for a, b in itertools.pairwise(granted))

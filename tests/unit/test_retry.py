@@ -1,43 +1,10 @@
-"""The retry policy and the classification table, as pure functions."""
+"""The retry policy: exponential backoff with full jitter, bounded by attempts and age."""
 
 from __future__ import annotations
 
 import random
 
-import pytest
-
-from service.delivery.retry import Disposition, RetryPolicy, classify
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "disposition"),
-    [
-        (200, None, Disposition.DELIVERED),
-        (204, None, Disposition.DELIVERED),
-        (429, None, Disposition.RATE_LIMITED),
-        (404, 10015, Disposition.DEAD_WEBHOOK),
-        (401, 50027, Disposition.DEAD_WEBHOOK),
-        (404, 10003, Disposition.PERMANENT),
-        (404, 10008, Disposition.PERMANENT),
-        (403, 50001, Disposition.PERMANENT),
-        (403, 50013, Disposition.PERMANENT),
-        (400, 50035, Disposition.PERMANENT),
-        (400, 50006, Disposition.PERMANENT),
-        (413, 40005, Disposition.PERMANENT),
-        (401, None, Disposition.PERMANENT),
-        (500, None, Disposition.TRANSIENT),
-        (502, None, Disposition.TRANSIENT),
-        (503, None, Disposition.TRANSIENT),
-        (504, None, Disposition.TRANSIENT),
-        (520, None, Disposition.TRANSIENT),
-        (524, None, Disposition.TRANSIENT),
-        (408, None, Disposition.TRANSIENT),
-    ],
-)
-def test_classification_follows_the_reference_table(
-    status: int, code: int | None, disposition: Disposition
-) -> None:
-    assert classify(status, code) is disposition
+from service.delivery.retry import RetryPolicy
 
 
 def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:

@@ -6,9 +6,11 @@ import hashlib
 import json
 
 from service.api.schemas import DestinationIn, ResultCreate
+from service.discord.outcome import Disposition
+from service.discord.sender import Sender
 from service.discord.webhook_url import parse_webhook_url
 from service.domain import AcceptOutcome, Destination, Interaction, NewResult, Requester
-from service.errors import InvalidRequest
+from service.errors import DiscordUnavailable, InvalidRequest
 from service.store import Store
 
 
@@ -81,3 +83,28 @@ async def submit_result(
         else None,
     )
     return await store.accept(new, now=now)
+
+
+async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
+    """Ask Discord (Get Webhook, nothing posted) whether the webhook works with this token;
+    raise the error a caller should see when it does not."""
+    check = await sender.get_webhook(webhook_id, token)
+    if check.disposition is Disposition.DEAD_WEBHOOK:
+        raise InvalidRequest(
+            "Discord says this webhook does not exist or its token is wrong",
+            code="webhook_not_found",
+        )
+    if check.disposition is Disposition.PERMANENT:
+        raise InvalidRequest(f"Discord refused the webhook ({check.error})", code="webhook_refused")
+    if check.disposition is not Disposition.DELIVERED:
+        raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
+
+
+async def revive_if_working(store: Store, sender: Sender, destination: Destination) -> None:
+    """A webhook marked dead for this token comes back when Discord accepts the token again
+    (a redeliver after the owner fixed it); when it still refuses, the webhook stays dead."""
+    if await store.dead_reason(destination.webhook_id, destination.webhook_token) is None:
+        return
+    check = await sender.get_webhook(destination.webhook_id, destination.webhook_token)
+    if check.disposition is Disposition.DELIVERED:
+        await store.revive_webhook(destination.webhook_id, destination.webhook_token)

@@ -1,0 +1,94 @@
+"""A real full filesystem: the SQLite database on a small tmpfs that fills up mid-delivery.
+
+Discord takes the message while the disk fills; the commit of its id then fails until space is
+freed. The part must not be posted again meanwhile. Needs root (to mount the tmpfs); skipped with
+the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.config import load_settings
+from service.delivery.worker import Worker
+from service.testing import DiscordEmulator
+from tests.support import API_KEYS
+
+from .test_delivery import fetch, submit, to
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until the filesystem has no byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as full:
+        path.with_name("probe").write_bytes(b"\0" * 4096)
+    assert full.value.errno == errno.ENOSPC
+
+
+async def test_a_full_disk_after_the_send_never_posts_the_part_again(small_disk: Path) -> None:
+    # given a service on a small disk, and Discord slow to answer one message
+    emulator = DiscordEmulator()
+    settings = load_settings(database_url=f"sqlite:///{small_disk}/relay.db", api_keys=API_KEYS)
+    app = create_app(
+        settings, background=False, discord_transport=httpx.ASGITransport(app=emulator.app)
+    )
+    hook = emulator.create_webhook()
+    emulator.inject_fault("hang_after_store", webhook_id=hook.id, seconds=0.5)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            await submit(client, to(hook, "wf_full"))
+            worker: Worker = app.state.services.worker
+            drain = asyncio.create_task(worker.drain(limit_seconds=30))
+            while not emulator.messages(hook.id):
+                await asyncio.sleep(0.01)
+            # when the disk fills while Discord holds the answer back
+            fill(small_disk / "filler")
+            await asyncio.sleep(2.0)
+            stalled = await fetch(client, "wf_full")
+            # and then space comes back
+            (small_disk / "filler").unlink()
+            await drain
+            record = await fetch(client, "wf_full")
+    # then the message was posted once, and its id is stored once the disk allowed
+    assert stalled["status"] == "pending"
+    [message] = emulator.messages(hook.id)
+    assert emulator.counters.total_requests == 1
+    assert record["status"] == "delivered"
+    assert record["messages"][0]["message_id"] == message.id
