@@ -22,6 +22,7 @@ from bot_client._exceptions import (
     RelayUnavailable,
     ServerError,
     SpoolError,
+    UnserializableResult,
     ValidationError,
 )
 from bot_client._interaction import (
@@ -80,6 +81,7 @@ __all__ = [
     "SpoolError",
     "SubmitOutcome",
     "TokenWarning",
+    "UnserializableResult",
     "ValidationError",
     "__version__",
     "embed_to_dict",

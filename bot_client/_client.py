@@ -25,12 +25,13 @@ from bot_client._exceptions import (
     PayloadTooLargeError,
     RelayError,
     RelayUnavailable,
-    ServerError,
     SpoolError,
+    UnserializableResult,
     ValidationError,
     error_from_response,
 )
 from bot_client._interaction import InteractionLike, InteractionRef, Requester
+from bot_client._json import check_body, check_json
 from bot_client._models import (
     Attempt,
     DestinationInfo,
@@ -44,7 +45,7 @@ from bot_client._models import (
     as_destination,
 )
 from bot_client._redact import mask
-from bot_client._retry import RetryPolicy, parse_retry_after
+from bot_client._retry import RATE_LIMITED, RetryPolicy, parse_retry_after, retryable_status
 from bot_client._spool import CorruptSpoolFile, FlushReport, Spool
 
 log = logging.getLogger("bot_client")
@@ -64,14 +65,19 @@ _Model = TypeVar("_Model", bound=BaseModel)
 @dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     """What became of a submission: ``accepted`` (new, 202), ``duplicate`` (the same body was
-    taken before, 200) or ``spooled`` (the service was unreachable; the result is in ``path``
-    and ``flush_spool()`` sends it later). In no case is the result lost."""
+    taken before, 200) or ``spooled`` (the service was unreachable, busy or failing after the
+    retries; the result is in ``path`` and ``flush_spool()`` sends it later). In no case is the
+    result lost. When spooled, ``error`` says why (masked: no key or token), ``status_code`` is
+    the last HTTP status (None without an answer) and ``error_code`` the error's code
+    (``unavailable``, ``rate_limited``, ``http_502``...)."""
 
     status: Literal["accepted", "duplicate", "spooled"]
     workflow_id: str
     record: ResultRecord | None = None
     path: Path | None = None
     error: str | None = None  # why it was spooled
+    status_code: int | None = None
+    error_code: str | None = None
 
     @property
     def spooled(self) -> bool:
@@ -84,11 +90,11 @@ class RelayClient:
         async with RelayClient("https://relay.example", api_key=KEY, spool_dir="spool") as relay:
             outcome = await relay.submit_result(workflow_id=..., results=..., destination=URL)
 
-    ``retries``: a ``RetryPolicy`` or a number of attempts; connection errors, timeouts and 5xx
-    are retried with backoff (submitting is idempotent on ``workflow_id``). ``spool_dir``: where
-    ``submit_result`` keeps what the service cannot take now. ``default_destination`` applies
-    when a call names none. ``transport`` is for tests (``httpx.ASGITransport``,
-    ``httpx.MockTransport``).
+    ``retries``: a ``RetryPolicy`` or a number of attempts; connection errors, timeouts, 408,
+    425, 429 and every 5xx are retried with backoff, honouring ``Retry-After`` (submitting is
+    idempotent on ``workflow_id``). ``spool_dir``: where ``submit_result`` keeps what the
+    service cannot take now. ``default_destination`` applies when a call names none.
+    ``transport`` is for tests (``httpx.ASGITransport``, ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class RelayClient:
         while True:
             attempt += 1
             retry_after: float | None = None
+            status: int | None = None
             try:
                 response = await self._http.request(method, path, json=json, params=params)
             except httpx.TransportError as exc:
@@ -166,19 +173,31 @@ class RelayClient:
             else:
                 if response.is_success:
                     return response
+                status = response.status_code
                 error = error_from_response(
-                    response.status_code,
+                    status,
                     response.content,
                     reason=response.reason_phrase,
                     secrets=hidden,
                 )
-                retryable = retry == "idempotent" and isinstance(error, ServerError)
+                retryable = retry == "idempotent" and retryable_status(status)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            rate_limited = status == RATE_LIMITED
+            if retryable and not self._retry.waits_for(retry_after, rate_limited=rate_limited):
+                # The service asks for a longer pause than a caller should be held for: give up
+                # now and leave the result to the spool flusher, rather than ask again too soon.
+                log.warning(
+                    "relay asks to wait longer than the retry policy allows; giving up",
+                    extra={"method": method, "path": path, "retry_after_s": retry_after},
+                )
+                retryable = False
             if not retryable or attempt >= self._retry.attempts:
                 # Raised outside the except block on purpose: httpx's exception, which holds the
                 # request and its Authorization header, is not chained to ours.
                 raise error
-            delay = self._retry.delay(attempt, retry_after=retry_after, rng=self._rng)
+            delay = self._retry.delay(
+                attempt, retry_after=retry_after, rng=self._rng, rate_limited=rate_limited
+            )
             log.warning(
                 "relay call failed; retrying",
                 extra={
@@ -186,6 +205,7 @@ class RelayClient:
                     "path": path,
                     "attempt": attempt,
                     "delay_s": round(delay, 3),
+                    "status_code": status,
                     "error_code": error.code,
                 },
             )
@@ -206,11 +226,15 @@ class RelayClient:
         requester: Requester | None = None,
     ) -> SubmitOutcome:
         """Hand a finished result to the service (see ``submit``)."""
+        # checked before pydantic sees them: it would answer a key that is not a string with an
+        # error of its own that shows the value
+        results = dict(results)
+        check_json(results, "results")
         target = as_destination(destination) if destination is not None else None
         submission = ResultSubmission.model_validate(
             {
                 "workflow_id": workflow_id,
-                "results": dict(results),
+                "results": results,
                 "url": url,
                 "depth": depth,
                 "message": message,
@@ -222,15 +246,17 @@ class RelayClient:
         return await self.submit(submission)
 
     async def submit(self, submission: ResultSubmission) -> SubmitOutcome:
-        """Submit; when the service stays unreachable or failing after the retries, spool it
-        (with a spool configured) instead of raising. 409, 413, 422 and 401 raise at once."""
+        """Submit; when the service stays unreachable, busy (408, 425, 429) or failing (5xx)
+        after the retries, spool it (with a spool configured) instead of raising. 401, 409, 413
+        and 422 raise at once. A result JSON cannot carry raises ``UnserializableResult`` before
+        anything is sent or spooled."""
         body = submission.to_body()
         try:
             response = await self._request(
                 "POST", "/v1/results", json=body, secrets=submission.secrets()
             )
-        except (RelayUnavailable, ServerError) as exc:
-            if self.spool is None:
+        except RelayError as exc:
+            if self.spool is None or not _transient(exc):
                 raise
             try:
                 path = await asyncio.to_thread(self.spool.write, body)
@@ -241,10 +267,19 @@ class RelayClient:
                 ) from None
             log.warning(
                 "relay unavailable; result spooled",
-                extra={"workflow_id": submission.workflow_id, "error_code": exc.code},
+                extra={
+                    "workflow_id": submission.workflow_id,
+                    "status_code": exc.status_code,
+                    "error_code": exc.code,
+                },
             )
             return SubmitOutcome(
-                status="spooled", workflow_id=submission.workflow_id, path=path, error=str(exc)
+                status="spooled",
+                workflow_id=submission.workflow_id,
+                path=path,
+                error=str(exc),
+                status_code=exc.status_code,
+                error_code=exc.code,
             )
         return SubmitOutcome(
             status="accepted" if response.status_code == 202 else "duplicate",
@@ -423,6 +458,16 @@ class RelayClient:
                     )
                     continue
                 try:
+                    check_body(body)  # e.g. NaN, spooled by an older client: never sendable
+                except UnserializableResult as exc:
+                    await asyncio.to_thread(spool.reject, path, body, _unserializable_record(exc))
+                    counts.rejected += 1
+                    log.error(
+                        "spooled result is not faithful JSON; moved to rejected/",
+                        extra={"workflow_id": body["workflow_id"], "error_code": exc.code},
+                    )
+                    continue
+                try:
                     response = await self._request(
                         "POST", "/v1/results", json=body, secrets=_body_secrets(body)
                     )
@@ -550,6 +595,21 @@ def _body_secrets(body: Mapping[str, Any]) -> list[str]:
     if isinstance(interaction, Mapping) and isinstance(interaction.get("token"), str):
         found.append(interaction["token"])
     return found
+
+
+def _transient(exc: RelayError) -> bool:
+    """An error that may pass if the same submission comes later: spool it, do not raise."""
+    if isinstance(exc, RelayUnavailable):
+        return True
+    return (
+        isinstance(exc, APIError)
+        and exc.status_code is not None
+        and retryable_status(exc.status_code)
+    )
+
+
+def _unserializable_record(exc: UnserializableResult) -> dict[str, Any]:
+    return {"status_code": None, "code": exc.code, "message": exc.message, "field": exc.field}
 
 
 def _error_record(exc: APIError) -> dict[str, Any]:

@@ -3,13 +3,16 @@
 RelayError                    .status_code (None without an HTTP answer), .code, .message
 ├── RelayUnavailable          no answer: connection refused or reset, timeout (code "unavailable")
 ├── SpoolError                the result could not be written to the local spool either
-└── APIError                  the service answered with an error; ``code`` is the service's own
+├── UnserializableResult      not faithful JSON (NaN, a set, bytes...); ``.field`` names where;
+│                             raised before anything is sent or spooled
+└── APIError                  the service answered with an error; ``code`` is the service's own;
+    │                         408, 425 and 429 land here: retried, then spooled on submit
     ├── AuthenticationError   401 (missing, unknown or revoked API key)
     ├── NotFoundError         404 (no such result or destination for this tenant)
     ├── ConflictError         409 (workflow_id taken by another body; redeliver to a dead webhook)
     ├── PayloadTooLargeError  413 (body over the service's RELAY_MAX_BODY_BYTES)
     ├── ValidationError       422 (``details`` lists each failing field with its own code)
-    └── ServerError           5xx (retried, then spooled on submit)
+    └── ServerError           5xx, proxy pages included (retried, then spooled on submit)
 
 Messages never hold the API key or a webhook or interaction token: they are masked on the way in.
 """
@@ -53,9 +56,26 @@ class RelayUnavailable(RelayError):
 
 
 class SpoolError(RelayError):
-    """The service was unreachable and writing the spool file failed as well."""
+    """The service could not take the result now and writing the spool file failed as well."""
 
     code = "spool_failed"
+
+
+class UnserializableResult(RelayError):
+    """A submission JSON cannot carry faithfully; nothing was sent and nothing spooled.
+
+    ``field`` is the path of the offending value (``results.scores[2]``) and ``code`` says what
+    is wrong with it: ``invalid_number`` (NaN, Infinity, an integer beyond 64 bits),
+    ``invalid_text`` (a lone surrogate), ``too_deep`` (more than 64 levels), ``invalid_type``
+    (a set, bytes, a datetime...) or ``invalid_key`` (a key that is not a string). The message
+    names the field and the value's type, never the value.
+    """
+
+    code = "unserializable_result"
+
+    def __init__(self, field: str, code: str, problem: str) -> None:
+        super().__init__(f"{field or 'the body'} {problem}", code=code)
+        self.field = field
 
 
 class APIError(RelayError):

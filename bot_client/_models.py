@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot_client._embeds import embed_to_dict
 from bot_client._interaction import InteractionRef, Requester, Snowflake
+from bot_client._json import check_body, check_json
 
 Status = Literal["pending", "delivered", "orphaned"]
 Route = Literal["webhook", "interaction"]
@@ -80,8 +81,18 @@ class ResultSubmission(BaseModel):
     requester: Requester | None = None
 
     def to_body(self) -> dict[str, Any]:
-        """The JSON body; the same submission always gives the same body (idempotency)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The JSON body; the same submission always gives the same body (idempotency).
+
+        Raises ``UnserializableResult`` when a value cannot go as JSON as it is (NaN, a set,
+        bytes, a lone surrogate...): pydantic would quietly turn NaN into null and a set into a
+        list whose order changes between processes. The raw ``results`` and embeds are checked
+        before pydantic converts them, the whole body after."""
+        check_json(self.results, "results")
+        if self.message is not None:
+            check_json(self.message.embeds, "message.embeds")
+        body = self.model_dump(mode="json", exclude_none=True)
+        check_body(body)
+        return body
 
     def secrets(self) -> list[str]:
         """The tokens this body carries, to mask wherever text about it is shown."""

@@ -5,7 +5,7 @@ folder) and is removed only once the service has accepted it. Files hold webhook
 tokens, so the folder is 0700 and every file 0600. Blocking file calls: run them in a thread.
 
     <spool>/<id>.<hash>.json      waiting to be sent
-    <spool>/rejected/...          refused for good by the service (409, 413, 422), with the error
+    <spool>/rejected/...          refused for good (409, 413, 422, or not faithful JSON), with why
     <spool>/corrupt/...           unreadable, or not a spool file at all
 """
 
@@ -43,7 +43,7 @@ class FlushReport:
     duplicate: int = 0  # 200: the service had it already (a flush interrupted after sending)
     rejected: int = 0  # moved to rejected/
     corrupt: int = 0  # moved to corrupt/
-    remaining: int = 0  # still spooled: the service became unreachable or refused the key
+    remaining: int = 0  # still spooled: the service became unreachable, busy or refused the key
     error: str | None = None  # why the flush stopped early
 
     @property
@@ -143,7 +143,7 @@ class Spool:
             envelope = json.loads(path.read_bytes())
         except UnicodeDecodeError as exc:
             raise CorruptSpoolFile("not UTF-8 text") from exc
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise CorruptSpoolFile(f"not JSON ({exc.__class__.__name__})") from exc
         if not isinstance(envelope, dict) or envelope.get("kind") != KIND:
             raise CorruptSpoolFile("not a result-relay spool file")

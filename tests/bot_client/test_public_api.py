@@ -40,6 +40,7 @@ PUBLIC = [
     "SpoolError",
     "SubmitOutcome",
     "TokenWarning",
+    "UnserializableResult",
     "ValidationError",
     "__version__",
     "embed_to_dict",
@@ -66,7 +67,11 @@ def test_public_objects_say_they_come_from_the_package() -> None:
 
 def test_the_exception_tree_is_drawn_and_rooted_in_relay_error() -> None:
     doc = bot_client._exceptions.__doc__ or ""
-    errors = [getattr(bot_client, n) for n in PUBLIC if n.endswith(("Error", "Unavailable"))]
+    errors = [
+        getattr(bot_client, n)
+        for n in PUBLIC
+        if n.endswith(("Error", "Unavailable")) or n == "UnserializableResult"
+    ]
     for error in errors:
         if error is bot_client.ErrorDetail:
             continue
@@ -74,6 +79,7 @@ def test_the_exception_tree_is_drawn_and_rooted_in_relay_error() -> None:
         assert issubclass(error, bot_client.RelayError)
     assert issubclass(bot_client.ValidationError, bot_client.APIError)
     assert not issubclass(bot_client.RelayUnavailable, bot_client.APIError)
+    assert not issubclass(bot_client.UnserializableResult, bot_client.APIError)
 
 
 def test_discord_extension_api() -> None:
