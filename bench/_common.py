@@ -1,5 +1,5 @@
 """Shared pieces of the benchmarks: run a ``result-relay serve`` process, a minimal HTTP/1.1
-keep-alive client, percentiles and CPU accounting.
+keep-alive client, percentiles and CPU accounting, and a fresh database for one bench.
 
 Everything here talks to 127.0.0.1 only.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -91,6 +93,44 @@ def running_server(
                 yield server
             finally:
                 _stop(process)
+
+
+@contextlib.contextmanager
+def fresh_database(database_url: str | None = None) -> Iterator[str]:
+    """A database of its own for one bench, as a ``RELAY_DATABASE_URL``; removed after.
+
+    None: a SQLite file in a temporary directory (it survives the processes that use it). A
+    ``postgresql://`` URL: a uniquely named database created on that server (through its
+    ``postgres`` database, else the one named) and dropped at the end. Any other URL is used as
+    given.
+    """
+    if database_url is None:
+        with tempfile.TemporaryDirectory(prefix="relay-bench-db-") as tmp:
+            yield f"sqlite:///{tmp}/relay.db"
+    elif database_url.startswith(("postgresql://", "postgres://")):
+        name = f"relay_bench_{os.getpid()}_{secrets.token_hex(4)}"
+        asyncio.run(_postgres_admin(database_url, f'CREATE DATABASE "{name}"'))
+        try:
+            yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+        finally:
+            drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'  # PostgreSQL 13+
+            asyncio.run(_postgres_admin(database_url, drop))
+    else:
+        yield database_url
+
+
+async def _postgres_admin(database_url: str, statement: str) -> None:
+    """Run one statement outside a transaction on the server of ``database_url``."""
+    import asyncpg  # the "postgres" extra
+
+    try:
+        conn = await asyncpg.connect(urlsplit(database_url)._replace(path="/postgres").geturl())
+    except asyncpg.InvalidCatalogNameError:  # no "postgres" database: use the one named
+        conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 def _wait_healthy(server: Server) -> None:
