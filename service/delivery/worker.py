@@ -365,7 +365,8 @@ class Worker:
         done = {message.part for message in record.messages}
         attempts = record.attempts
         if interrupted(record.in_flight, done):
-            attempts += await self._record_interrupted(record, lane)
+            await self._record_interrupted(record, lane)
+            attempts += 1
         if (
             record.interaction is not None
             and not record.messages
@@ -455,7 +456,7 @@ class Worker:
                     )
                     return True
 
-    async def _record_interrupted(self, record: ResultRecord, lane: _Lane) -> int:
+    async def _record_interrupted(self, record: ResultRecord, lane: _Lane) -> None:
         """Record the part a stopped process left in flight as an ambiguous attempt."""
         assert record.in_flight is not None
         attempt = Attempt(
@@ -470,7 +471,6 @@ class Worker:
         await self._store.record_attempt(record.tenant, record.workflow_id, attempt)
         self._metrics.ambiguous.inc()
         _log_failed(record, lane, attempt)
-        return 1
 
     async def _record(self, record: ResultRecord, attempt: Attempt) -> None:
         await self._persist(
