@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8089, help="port (default %(default)s)")
     parser.add_argument(
-        "--spec", default=None, help=f"Discord openapi.json (default: ${SPEC_ENV} or shared copy)"
+        "--spec",
+        default=None,
+        help=f"Discord openapi.json (default: ${SPEC_ENV} or the subset shipped in the package)",
     )
     parser.add_argument("--webhook-limit", type=_limit, default=(5, 2.0), metavar="N/S")
     parser.add_argument("--channel-limit", type=_limit, default=(30, 60.0), metavar="N/S")

@@ -39,13 +39,18 @@ _URL_SCHEMES = ("http", "https")
 _EMBED_SCHEMES = (*_URL_SCHEMES, "attachment")
 
 
+# The part of Discord's description the emulator uses, shipped in the package (MIT, licence
+# beside it; `python -m service.testing.spec_subset` regenerates it from the full file).
+PACKAGED_SPEC = Path(__file__).resolve().parent / "discord_openapi.json"
+
+
 def default_spec_path() -> Path:
-    """`<project root>/../shared/discord/openapi.json`; project root is above `service/`."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "discord" / "openapi.json"
+    """The subset of Discord's description shipped with the package."""
+    return PACKAGED_SPEC
 
 
 def resolve_spec_path(explicit: str | Path | None) -> Path | None:
-    """The spec to use: the argument, else $RELAY_DISCORD_SPEC, else the shared copy."""
+    """The spec to use: the argument, else $RELAY_DISCORD_SPEC, else the packaged subset."""
     for candidate in (explicit, os.environ.get(SPEC_ENV), default_spec_path()):
         if candidate:
             path = Path(candidate)
