@@ -10,6 +10,7 @@ import httpx
 import yaml
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from service import __version__
@@ -62,11 +63,13 @@ def create_app(
         finally:
             await services.stop()
 
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets from its package, not a CDN.
+    app = FastAPIOffline(
         title="result-relay",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url="/docs/assets",
     )
     app.state.services = services
     app.include_router(results.router)

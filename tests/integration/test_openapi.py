@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,19 @@ def test_api_has_no_server_errors_or_schema_violations(label: str, live_url: str
         case.call_and_validate(base_url=live_url, headers=ACME, excluded_checks=excluded)
 
     check()
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_documentation_pages_load_every_asset_from_the_service(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    # given the interactive documentation page
+    html = (await client.get(page)).text
+    # then every script, stylesheet and icon it loads is served by the service itself
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert assets, html
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        response = await client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.content, asset
