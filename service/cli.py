@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import math
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -102,7 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the whole loop on this machine: Discord emulator, service and a sample bot",
         description="Start the Discord emulator and the service on free local ports, hand over "
         "a few results as a bot would, and print what Discord received and how to read back "
-        "what could not be delivered. Needs no Discord account and leaves nothing behind.",
+        "what could not be delivered. Needs no Discord account and leaves nothing behind, "
+        "unless --keep. The service's log lines go to a file it names.",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the emulator and the service running until Ctrl-C, and print an API key "
+        "with the curl and /retrieve_results lines to try",
     )
     demo.set_defaults(run=_demo)
 
@@ -240,8 +248,10 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.demo import run_demo
 
-    logging.getLogger().setLevel(logging.WARNING)  # the demo's own output tells the story
-    return run_demo(sys.stdout)
+    # The demo's own output tells the story; the service's log lines go to a file it names.
+    log_path = Path(tempfile.gettempdir()) / "result-relay-demo.log"
+    configure_logging(settings.log_level, settings.log_format, to=log_path)
+    return run_demo(sys.stdout, keep=args.keep, log_path=log_path)
 
 
 def _openapi(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,18 +2,23 @@
 
 It starts the Discord emulator and the service on free local ports, plays a bot that hands over a
 few results, waits for the worker, and prints what "Discord" received and how to read back what
-could not be delivered. Everything lives in a temporary folder and stops at the end.
+could not be delivered. Everything lives in a temporary folder and stops at the end, unless
+``keep``: then both stay up until Ctrl-C and the commands to try them are printed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -33,32 +38,72 @@ class Scenario:
     body: dict[str, Any]
 
 
-def run_demo(out: TextIO) -> int:
-    """Run the demo, writing to ``out``; 0 when every result ended as the story says."""
+def run_demo(out: TextIO, *, keep: bool = False, log_path: Path | None = None) -> int:
+    """Run the demo, writing to ``out``; 0 when every result ended as the story says.
+
+    With ``keep``, the emulator and the service stay up (their data too) until Ctrl-C."""
 
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
 
     api_key = f"demo-{secrets.token_urlsafe(16)}"
     emulator = DiscordEmulator()
-    with (
-        tempfile.TemporaryDirectory(prefix="result-relay-demo-") as folder,
-        EmulatorServer(emulator) as discord,
-    ):
-        settings = load_settings(
-            database_url=f"sqlite:///{folder}/relay.db",
-            api_keys=f"demo:{api_key}",
-            discord_api_base=discord.api_base,
-        )
-        with AppServer(create_app(settings), name="result-relay") as relay:
-            say("result-relay demo")
-            say(f"  Discord emulator  {discord.api_base}")
-            say(f"  result-relay      {relay.base_url}   (SQLite in {folder})")
-            say()
-            return asyncio.run(_play_bot(relay.base_url, api_key, emulator, say))
+    folder = tempfile.mkdtemp(prefix="result-relay-demo-")
+    try:
+        with EmulatorServer(emulator) as discord:
+            settings = load_settings(
+                environment="development",
+                database_url=f"sqlite:///{folder}/relay.db",
+                api_keys=f"demo:{api_key}",
+                discord_api_base=discord.api_base,
+            )
+            with AppServer(create_app(settings), name="result-relay") as relay:
+                say("result-relay demo")
+                say(f"  Discord emulator  {discord.api_base}")
+                say(f"  result-relay      {relay.base_url}   (SQLite in {folder})")
+                if log_path is not None:
+                    say(f"  log lines         {log_path}")
+                say()
+                code, orphaned = asyncio.run(_play_bot(relay.base_url, api_key, emulator, say))
+                if not keep:
+                    say()
+                    say("Both servers have stopped. To try the API yourself, run")
+                    say("  result-relay demo --keep")
+                    say("which leaves them running and prints the commands to use.")
+                    return code
+                _show_next_steps(say, relay.base_url, api_key, orphaned)
+                _wait_for_interrupt()
+                say("Stopped.")
+                return code
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-async def _play_bot(base_url: str, api_key: str, emulator: DiscordEmulator, say: Say) -> int:
+def _wait_for_interrupt() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+def _show_next_steps(say: Say, base_url: str, api_key: str, orphaned: list[str]) -> None:
+    wanted = orphaned[0] if orphaned else "wf_short"
+    say()
+    say("The emulator and the service keep running. Try, in another terminal:")
+    say(f"  curl -H 'Authorization: Bearer {api_key}' {base_url}/v1/results/{wanted}")
+    say(f"  curl -H 'Authorization: Bearer {api_key}' '{base_url}/v1/results?status=orphaned'")
+    say("With the example bot pointed at this service")
+    say(
+        f"  RELAY_URL={base_url} RELAY_API_KEY={api_key} DISCORD_TOKEN=<your bot token> "
+        "RELAY_WEBHOOK_URL=<a channel webhook URL> python -m bot_client.examples.autointel_bot"
+    )
+    say("type in Discord:")
+    say(f"  /retrieve_results workflow_id:{wanted}")
+    say("Press Ctrl-C to stop.")
+
+
+async def _play_bot(
+    base_url: str, api_key: str, emulator: DiscordEmulator, say: Say
+) -> tuple[int, list[str]]:
     channel = emulator.create_webhook(name="analysis-results")
     doomed = emulator.create_webhook(name="old-channel")
     emulator.delete_webhook(doomed.id)  # someone removed it while the analysis ran
@@ -143,7 +188,7 @@ async def _play_bot(base_url: str, api_key: str, emulator: DiscordEmulator, say:
         records = await _settled(api, [s.workflow_id for s in scenarios])
         _show_discord(say, emulator, channel.id, fresh.interaction_id)
         orphaned = [r for r in records if r["status"] == "orphaned"]
-        _show_orphans(say, base_url, orphaned)
+        _show_orphans(say, orphaned)
         counters = emulator.counters
         say(
             "Discord's counters: "
@@ -160,7 +205,7 @@ async def _play_bot(base_url: str, api_key: str, emulator: DiscordEmulator, say:
     }
     ok = {r["workflow_id"]: r["status"] for r in records} == expected
     say("Every result was delivered or kept." if ok else "Some results did not end as expected.")
-    return 0 if ok else 1
+    return (0 if ok else 1), [r["workflow_id"] for r in orphaned]
 
 
 async def _settled(api: httpx.AsyncClient, workflow_ids: list[str]) -> list[dict[str, Any]]:
@@ -199,14 +244,11 @@ def _show_message(say: Say, message: ReceivedMessage) -> None:
     say(f"      allowed_mentions: {json.dumps(message.allowed_mentions)}")
 
 
-def _show_orphans(say: Say, base_url: str, orphaned: list[dict[str, Any]]) -> None:
+def _show_orphans(say: Say, orphaned: list[dict[str, Any]]) -> None:
     say("Kept as orphaned, for the bot to hand over later:")
     for record in orphaned:
         info = record["retrieval_info"]
         say(f"  {record['workflow_id']}: {info['reason']}")
         say(f"      in Discord:  {info['command']}")
-        say(
-            f"      over REST:   curl -H 'Authorization: Bearer <key>' "
-            f"{base_url}/v1/results/{record['workflow_id']}"
-        )
+        say(f"      over REST:   GET /v1/results/{record['workflow_id']}")
     say()

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from service.discord.webhook_url import mask_webhook_tokens
@@ -42,9 +43,11 @@ class MaskingTextFormatter(logging.Formatter):
         return mask_webhook_tokens(line)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Send the service's and uvicorn's logs to stderr in one format."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "INFO", fmt: str = "json", *, to: Path | None = None) -> None:
+    """Send the service's and uvicorn's logs to stderr (or the file ``to``) in one format."""
+    handler: logging.Handler = (
+        logging.FileHandler(to, encoding="utf-8") if to else logging.StreamHandler(sys.stderr)
+    )
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
