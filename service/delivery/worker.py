@@ -58,7 +58,7 @@ from service.discord.sender import Sender
 from service.domain import Attempt, AttemptOutcome, DeliveredMessage, ResultRecord, Route
 from service.errors import ResultGone, StoreError
 from service.metrics import Metrics
-from service.store import Store
+from service.store import Store, describe_database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,6 +123,7 @@ class Worker:
             max_age=settings.max_retry_seconds,
             ambiguous_wait=settings.ambiguous_retry_seconds,
         )
+        self._database = describe_database(settings.database_url)
         self._margin = settings.interaction_margin_seconds
         self._lease = settings.lease_seconds
         self._poll = settings.poll_seconds
@@ -169,6 +170,15 @@ class Worker:
             self._budget.share(self._global_rps / replicas)
         fleet = asyncio.create_task(self._keep_in_fleet(), name="fleet")
         self.alive = True
+        log.info(
+            "delivery worker started",
+            extra={
+                "database": self._database,
+                "lanes": self._max_lanes,
+                "owner": self.owner,
+                "replicas": replicas,
+            },
+        )
         try:
             while not self._stop.is_set():
                 await self._claim_available()
@@ -182,6 +192,7 @@ class Worker:
                 await fleet
             with contextlib.suppress(StoreError):
                 await self._store.forget_replica(self.owner)
+            log.info("delivery worker stopped", extra={"owner": self.owner})
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let each lane finish its request in flight, release the leases."""

@@ -8,6 +8,8 @@ and the delivery decision. Nothing here does I/O; nothing here imports from ``de
 
 from __future__ import annotations
 
+import socket
+import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -58,6 +60,35 @@ def classify_transport(exc: httpx.HTTPError) -> Disposition:
     if isinstance(exc, _NEVER_LEFT):
         return Disposition.TRANSIENT
     return Disposition.AMBIGUOUS
+
+
+# Why a request failed, from the OS-level error under httpx's: fixed words, never the error's own
+# text, which may quote the request (its URL holds a token). Most specific first.
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (socket.gaierror, "name resolution failed"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (ssl.SSLError, "TLS handshake failed"),
+    (httpx.ConnectTimeout, "no connection within the timeout"),
+    (httpx.ReadTimeout, "no answer within the timeout"),
+    (httpx.WriteTimeout, "could not send within the timeout"),
+    (httpx.PoolTimeout, "no free connection within the timeout"),
+    (httpx.RemoteProtocolError, "the server closed the connection"),
+    (OSError, "network error"),
+)
+
+
+def describe_transport(exc: BaseException) -> str:
+    """``ConnectError: name resolution failed``: the error's type and a cause safe to log."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for kind, cause in _CAUSES:
+        if any(isinstance(link, kind) for link in chain):
+            return f"{type(exc).__name__}: {cause}"
+    return type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,13 @@ import anyio.lowlevel
 import httpx
 
 from service import __version__
-from service.discord.outcome import Disposition, SendOutcome, classify, classify_transport
+from service.discord.outcome import (
+    Disposition,
+    SendOutcome,
+    classify,
+    classify_transport,
+    describe_transport,
+)
 from service.discord.ratelimit import parse_rate_limit
 from service.discord.render import Part
 from service.domain import Destination, Interaction
@@ -106,7 +112,7 @@ def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
     return SendOutcome(
         disposition=classify_transport(exc),
         duration_ms=_elapsed(started),
-        error=type(exc).__name__,  # never str(exc): it may quote the request
+        error=describe_transport(exc),  # never str(exc): it may quote the request
     )
 
 

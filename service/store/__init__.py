@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from service.store.base import Store
 
 
@@ -18,4 +20,19 @@ def make_store(database_url: str) -> Store:
     raise ValueError("RELAY_DATABASE_URL must start with sqlite:// or postgresql://")
 
 
-__all__ = ["Store", "make_store"]
+def describe_database(database_url: str) -> str:
+    """The database named for a log line or an error: the file, or host, port and database;
+    never the user or password."""
+    if database_url.startswith("sqlite://"):
+        from service.store.sqlite import sqlite_path
+
+        return f"SQLite at {sqlite_path(database_url)}"
+    parts = urlsplit(database_url)
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = "?"  # type: ignore[assignment]
+    return f"PostgreSQL at {parts.hostname or 'localhost'}:{port}/{parts.path.lstrip('/')}"
+
+
+__all__ = ["Store", "describe_database", "make_store"]

@@ -77,6 +77,17 @@ def test_stderr_is_json_lines_with_one_access_line_per_request_and_no_token(
         None if status == 401 else "acme" for _, _, status in sent
     ]
 
+    # And the worker said when it started (which database, how many lanes) and stopped
+    started = next(e for e in entries if e["msg"] == "delivery worker started")
+    assert started["database"] == f"SQLite at {relay.tmp_path / 'relay.db'}"
+    assert started["lanes"] == 64
+    assert any(e["msg"] == "delivery worker stopped" for e in entries)
+    # And each failed attempt is a warning naming the result, the lane by webhook id, the cause
+    failed = next(e for e in entries if e["msg"] == "delivery attempt failed")
+    assert failed["level"] == "warning"
+    assert (failed["workflow_id"], failed["lane"]) == ("wf-logs", WEBHOOK_ID)
+    assert failed["cause"] == "ConnectError: connection refused"
+
     # And no token appears anywhere in stderr
     assert FAKE_TOKEN not in stderr
     assert INTERACTION_TOKEN not in stderr

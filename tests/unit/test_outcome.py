@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
+
 import httpx
 import pytest
 
-from service.discord.outcome import Disposition, classify, classify_transport
+from service.discord.outcome import Disposition, classify, classify_transport, describe_transport
 
 
 @pytest.mark.parametrize(
@@ -59,3 +62,60 @@ def test_a_request_that_never_left_is_transient_one_without_an_answer_ambiguous(
     error: httpx.HTTPError, disposition: Disposition
 ) -> None:
     assert classify_transport(error) is disposition
+
+
+def _raised(outer: httpx.HTTPError, cause: BaseException | None) -> httpx.HTTPError:
+    try:
+        raise outer from cause
+    except httpx.HTTPError as exc:
+        return exc
+
+
+SECRET_URL = "https://discord.com/api/webhooks/1/SECRET_TOKEN"
+
+
+@pytest.mark.parametrize(
+    ("error", "described"),
+    [
+        (
+            _raised(httpx.ConnectError(SECRET_URL), socket.gaierror(-2, SECRET_URL)),
+            "ConnectError: name resolution failed",
+        ),
+        (
+            _raised(httpx.ConnectError(SECRET_URL), ConnectionRefusedError(111, SECRET_URL)),
+            "ConnectError: connection refused",
+        ),
+        (
+            _raised(httpx.ConnectError(SECRET_URL), ssl.SSLError(1, SECRET_URL)),
+            "ConnectError: TLS handshake failed",
+        ),
+        (_raised(httpx.ReadTimeout(SECRET_URL), None), "ReadTimeout: no answer within the timeout"),
+        (
+            _raised(httpx.ConnectTimeout(SECRET_URL), TimeoutError()),
+            "ConnectTimeout: no connection within the timeout",
+        ),
+        (
+            _raised(httpx.RemoteProtocolError(SECRET_URL), None),
+            "RemoteProtocolError: the server closed the connection",
+        ),
+        (_raised(httpx.DecodingError(SECRET_URL), None), "DecodingError"),
+    ],
+)
+def test_a_transport_failure_is_described_by_its_cause_never_its_text(
+    error: httpx.HTTPError, described: str
+) -> None:
+    assert describe_transport(error) == described
+    assert "SECRET" not in describe_transport(error)
+
+
+async def test_a_refused_connection_is_described_as_such() -> None:
+    # given a port nothing listens on
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # when a request is made to it
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError) as raised:
+            await client.get(f"http://127.0.0.1:{port}/webhooks/1/SECRET_TOKEN")
+    # then the description names the cause
+    assert describe_transport(raised.value) == "ConnectError: connection refused"
