@@ -23,6 +23,13 @@ from service.config import Settings, load_settings
 from service.logs import configure_logging
 from service.metrics import Metrics
 from service.retention import purge_once
+from service.startup import (
+    StartupError,
+    check_port_free,
+    explain_store_failure,
+    require_an_api_key,
+    require_existing_database,
+)
 from service.store import Store, make_store
 
 T = TypeVar("T")
@@ -53,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="port to bind (default 8080)")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser(
@@ -130,6 +137,14 @@ def _tenant(value: str) -> str:
     return value
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"a port is a number from 1 to 65535 (or 0 for any free port), not {value!r}"
+        )
+    return int(value)
+
+
 def _days(value: str) -> float:
     try:
         days = float(value)
@@ -151,9 +166,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Settings], int] = args.run
     try:
         return run(args, settings)
+    except StartupError as exc:
+        print(f"result-relay: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"result-relay: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if settings.log_level.upper() == "DEBUG":
+            raise
+        # The text of an unexpected error may quote a secret: its type, and how to see more.
+        print(
+            f"result-relay: unexpected {type(exc).__name__}; set RELAY_LOG_LEVEL=DEBUG to see "
+            "the traceback",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,6 +189,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.app import create_app
 
+    check_port_free(args.host, args.port)
+
+    async def preflight(store: Store) -> None:
+        if settings.environment == "production":
+            await require_an_api_key(store, len(settings.api_keys))
+
+    _with_store(settings, preflight, existing=False)
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -175,6 +210,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.services import build_services
+
+    _with_store(settings, _nothing, existing=False)  # a database it cannot use: one line, now
 
     async def run() -> None:
         services = build_services(settings, worker=True)
@@ -192,10 +229,25 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+async def _nothing(store: Store) -> None:
+    return None
+
+
+def _with_store(
+    settings: Settings, action: Callable[[Store], Awaitable[T]], *, existing: bool = True
+) -> T:
+    """Open the store, run ``action``, close it. ``existing``: the database must be there
+    already (``keys`` and ``purge`` never create one). A store that cannot be opened is a
+    :class:`StartupError` naming the cause and the setting."""
+    if existing:
+        require_existing_database(settings.database_url)
+
     async def run() -> T:
         store = make_store(settings.database_url)
-        await store.open()
+        try:
+            await store.open()
+        except Exception as exc:
+            raise explain_store_failure(exc, settings.database_url) from exc
         try:
             return await action(store)
         finally:

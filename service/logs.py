@@ -15,6 +15,7 @@ from service.discord.webhook_url import mask_webhook_tokens
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "color_message",  # uvicorn's terminal copy of msg
+    "asctime",  # set by the text formatter itself
 }
 
 

@@ -18,12 +18,12 @@ pytestmark = pytest.mark.acceptance
 
 def test_created_key_works_until_revoked(relay: Relay) -> None:
     # Given a key made with `keys create` on the database the server uses
+    server = relay.start()
     created = relay.cli("keys", "create", "--tenant", "t2", "--label", "x")
     key_id = re.search(r"^key id: (\S+)$", created.stdout, re.MULTILINE)
     secret = re.search(r"^api key: (\S+)$", created.stdout, re.MULTILINE)
     assert key_id and secret, created.stdout
     key_id_text, secret_text = key_id[1], secret[1]
-    server = relay.start()
 
     # When the bot uses it
     with server.client(headers=auth(secret_text)) as client:
