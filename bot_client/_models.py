@@ -150,7 +150,8 @@ class ResultSummary(_Answer):
     updated_at: datetime
     delivered_at: datetime | None = None
     next_attempt_at: datetime | None = None
-    attempts: int = 0
+    attempts: int = 0  # every delivery attempt made
+    counted_attempts: int = 0  # those that used up the retry budget
     last_error: str | None = None
     messages: list[DeliveredMessage] = Field(default_factory=list)
     retrieval_info: RetrievalInfo

@@ -111,6 +111,9 @@ class ResultRecord:
     messages: tuple[DeliveredMessage, ...]
     body_hash: str = field(repr=False)
     in_flight: InFlight | None = None  # last: it has a default, body_hash has none
+    # Every attempt in the history; ``attempts`` counts only those that use up the retry budget
+    # since the last (re)delivery.
+    attempts_made: int = 0
 
 
 @dataclass(frozen=True, slots=True)

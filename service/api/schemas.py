@@ -202,7 +202,14 @@ class ResultSummary(BaseModel):
     updated_at: datetime
     delivered_at: datetime | None
     next_attempt_at: datetime | None
-    attempts: int
+    attempts: int = Field(
+        description="Every delivery attempt made, as listed by /attempts: deliveries, 429s, "
+        "fallbacks and failures alike."
+    )
+    counted_attempts: int = Field(
+        description="The attempts that used up the retry budget (RELAY_MAX_ATTEMPTS) since the "
+        "result was last (re)queued."
+    )
     last_error: str | None
     messages: list[MessagePublic]
     retrieval_info: RetrievalInfo
@@ -307,7 +314,8 @@ def _summary_fields(record: ResultRecord) -> dict[str, Any]:
         "updated_at": utc(record.updated_at),
         "delivered_at": _maybe_utc(record.delivered_at),
         "next_attempt_at": _maybe_utc(record.next_attempt_at),
-        "attempts": record.attempts,
+        "attempts": record.attempts_made,
+        "counted_attempts": record.attempts,
         "last_error": record.last_error,
         "messages": [_message(m) for m in record.messages],
         "retrieval_info": RetrievalInfo(

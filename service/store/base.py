@@ -361,8 +361,9 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         ) from exc
 
 
-def record_from_row(row: Row, messages: Sequence[Row]) -> ResultRecord:
-    """Build a record from a ``results`` row (column names as in the migrations)."""
+def record_from_row(row: Row, messages: Sequence[Row], *, attempts_made: int = 0) -> ResultRecord:
+    """Build a record from a ``results`` row (column names as in the migrations) and the
+    number of attempts in its history."""
     destination = None
     if row["webhook_id"] is not None:
         destination = Destination(
@@ -422,6 +423,7 @@ def record_from_row(row: Row, messages: Sequence[Row]) -> ResultRecord:
         ),
         body_hash=row["body_hash"],
         in_flight=in_flight,
+        attempts_made=attempts_made,
     )
 
 

@@ -598,4 +598,4 @@ def _record(row: Row) -> ResultRecord:
     parts: Sequence[dict[str, Any]] = json.loads(row["delivered_parts"] or "[]")
     # JSON spells 5.0 as 5: times go back to floats, as every other read returns them.
     messages = [{**part, "delivered_at": float(part["delivered_at"])} for part in parts]
-    return record_from_row(row, messages)
+    return record_from_row(row, messages, attempts_made=row["attempts_made"])

@@ -94,7 +94,8 @@ SELECT r.*,
        (SELECT json_agg(json_build_object('part', m.part, 'message_id', m.message_id,
                                           'route', m.route, 'delivered_at', m.delivered_at)
                         ORDER BY m.part)
-        FROM messages m WHERE m.result_id = r.id) AS delivered_parts
+        FROM messages m WHERE m.result_id = r.id) AS delivered_parts,
+       (SELECT count(*) FROM attempts a WHERE a.result_id = r.id) AS attempts_made
 FROM results r
 """
 

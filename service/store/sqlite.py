@@ -616,4 +616,7 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> ResultRecord:
     messages = conn.execute(
         "SELECT * FROM messages WHERE result_id = ? ORDER BY part", (row["id"],)
     ).fetchall()
-    return record_from_row(row, messages)
+    (made,) = conn.execute(
+        "SELECT count(*) FROM attempts WHERE result_id = ?", (row["id"],)
+    ).fetchone()
+    return record_from_row(row, messages, attempts_made=made)

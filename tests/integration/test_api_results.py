@@ -26,7 +26,7 @@ async def test_accepted_result_reads_back_whole(client: httpx.AsyncClient) -> No
     assert record["message"] == {"content": "Done!", "embeds": []}
     assert record["destination"] == {"name": None, "webhook_id": WEBHOOK_ID, "thread_id": None}
     assert record["requester"]["user_id"] == USER_ID
-    assert record["attempts"] == 0
+    assert (record["attempts"], record["counted_attempts"]) == (0, 0)
     assert record["messages"] == []
     assert record["retrieval_info"] == {
         "command": "/retrieve_results workflow_id:wf_read",

@@ -105,7 +105,11 @@ async def test_transient_errors_are_retried_then_delivered(
     await submit(client, to(hook, "wf_r"))
     await worker.drain()
     waiting = await fetch(client, "wf_r")
-    assert (waiting["status"], waiting["attempts"]) == ("pending", 1)
+    assert (waiting["status"], waiting["attempts"], waiting["counted_attempts"]) == (
+        "pending",
+        1,
+        1,
+    )
     assert waiting["last_error"].startswith("HTTP 500")
     for _ in range(2):
         clock.advance(600)  # past any backoff
@@ -141,7 +145,8 @@ async def test_attempts_run_out_and_the_result_is_orphaned(
     record = await fetch(client, "wf_x")
     assert record["status"] == "orphaned"
     assert record["retrieval_info"]["reason"] == "attempts_exhausted"
-    assert record["attempts"] == services.settings.max_attempts
+    assert record["counted_attempts"] == services.settings.max_attempts
+    assert record["attempts"] == len(await attempts(client, "wf_x"))
     assert record["results"]["summary"] == "All clear"
 
 
@@ -209,7 +214,9 @@ async def test_shared_429_waits_for_that_lane(
     assert emulator.counters.premature_requests == 0
     history = await attempts(client, "wf_2")
     assert history[0]["http_status"] == 429 and history[0]["counted"] is False
-    assert (await fetch(client, "wf_2"))["attempts"] == 0
+    # every attempt is counted in the record, but the 429 used up none of the retry budget
+    record = await fetch(client, "wf_2")
+    assert (record["attempts"], record["counted_attempts"]) == (len(history), 0)
 
 
 async def test_valid_interaction_gets_a_follow_up(
@@ -255,7 +262,7 @@ async def test_refused_interaction_falls_back_to_the_channel_webhook_at_once(
     await worker.drain()
     assert len(emulator.messages(hook.id)) == 1
     record = await fetch(client, "wf_f")
-    assert (record["status"], record["attempts"]) == ("delivered", 0)
+    assert (record["status"], record["attempts"], record["counted_attempts"]) == ("delivered", 2, 0)
     outcomes = [(a["route"], a["outcome"]) for a in await attempts(client, "wf_f")]
     assert outcomes == [("interaction", "fallback"), ("webhook", "delivered")]
 
