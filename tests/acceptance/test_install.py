@@ -1,10 +1,14 @@
-"""``result-relay-client`` installed alone: a fresh virtual environment with ``bot_client`` and only
-the distributions it declares, against a real ``result-relay serve``.
+"""The two distributions, each as its users install it.
 
-pip never reaches an index: the wheel is built offline by this environment's setuptools and
-installed with ``--no-index --no-deps``; the declared dependencies, read from the installed
-metadata and resolved through this environment's metadata, are linked in through a ``.pth`` file.
-So anything the client imports beyond what it declares fails there, as on a bot's machine.
+``result-relay-client`` installed alone: a fresh virtual environment with ``bot_client`` and only
+the distributions it declares, against a real ``result-relay serve``. ``result-relay`` built from
+exactly what the Dockerfile copies: the service, and no ``bot_client``.
+
+pip never reaches an index: wheels are built offline by this environment's setuptools and
+installed with ``--no-index --no-deps``; the client's declared dependencies, read from the
+installed metadata and resolved through this environment's metadata, are linked in through a
+``.pth`` file. So anything the client imports beyond what it declares fails there, as on a bot's
+machine.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -85,14 +90,24 @@ def pip(*args: str) -> None:
     )
 
 
-def build_wheel(tmp_path: Path) -> Path:
-    """The wheel ``pip install ./bot_client`` would build, from a copy: the checkout stays clean."""
-    source = tmp_path / "bot_client-src"
-    junk = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
-    shutil.copytree(CHECKOUT / "bot_client", source, ignore=junk)
-    pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path), str(source))
-    [wheel] = tmp_path.glob("result_relay_client-*.whl")
+def build_wheel(source: Path, wheel_dir: Path) -> Path:
+    """The wheel ``pip install <source>`` would build (pip builds in place: give it a copy)."""
+    pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheel_dir), str(source))
+    [wheel] = wheel_dir.glob("*.whl")
     return wheel
+
+
+def copy_source(paths: list[str], destination: Path) -> Path:
+    """A copy of ``paths`` of the checkout, without bytecode or earlier build output."""
+    junk = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for relative in paths:
+        source, target = CHECKOUT / relative, destination / relative
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=junk)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
 
 
 def fresh_environment(root: Path) -> tuple[Path, Path]:
@@ -153,7 +168,8 @@ def test_the_client_installed_alone_submits_and_reads_back_from_a_real_service(
 ) -> None:
     # given result-relay-client installed alone into a fresh environment, with only the
     # distributions its metadata declares
-    wheel = build_wheel(tmp_path)
+    source = copy_source(["bot_client"], tmp_path / "checkout")
+    wheel = build_wheel(source / "bot_client", tmp_path / "wheels")
     python, site = fresh_environment(tmp_path / "bot-venv")
     pip("--python", str(python), "install", "--no-deps", str(wheel))
     [installed] = importlib.metadata.distributions(name=DISTRIBUTION, path=[str(site)])
@@ -209,3 +225,37 @@ def test_the_client_installed_alone_submits_and_reads_back_from_a_real_service(
         wait_until(lambda: discord.emulator.messages(hook.id) != [], 15, "the delivery")
         [message] = discord.emulator.messages(hook.id)
         assert message.embeds[0]["footer"]["text"] == "workflow wf_alone"
+
+
+def dockerfile_sources() -> list[str]:
+    """What the Dockerfile's build stage copies from the checkout (``COPY <src>... <dest>``)."""
+    sources = []
+    for line in (CHECKOUT / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += words[1:-1]
+    return sources
+
+
+@pytest.mark.parametrize("beside", [[], ["bot_client"]], ids=["docker-context", "checkout"])
+def test_the_service_wheel_holds_the_service_only(tmp_path: Path, beside: list[str]) -> None:
+    # given exactly what the Dockerfile copies into its build stage (which leaves bot_client
+    # out), or that plus bot_client, as in a checkout
+    sources = dockerfile_sources()
+    assert "bot_client" not in sources
+    source = copy_source([*sources, *beside], tmp_path / "context")
+    # when the service's wheel is built from it
+    wheel = build_wheel(source, tmp_path / "wheels")
+    # then it holds the service, its migrations and the emulator's spec, and no bot_client
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        entry_points = archive.read(next(n for n in names if n.endswith("/entry_points.txt")))
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"service"}
+    assert any(name.startswith("service/store/migrations/") for name in names)
+    assert "service/testing/discord_openapi.json" in names
+    assert b"result-relay = service.cli:main" in entry_points
+    headers = metadata.decode().split("\n\n", 1)[0].splitlines()
+    assert "Name: result-relay" in headers
+    requires = [h for h in headers if h.startswith("Requires-Dist:")]
+    assert requires and not [r for r in requires if "discord.py" in r]  # that was the client's
