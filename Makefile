@@ -11,11 +11,12 @@ DEV_KEYS := local:local-dev-key-change-me
 
 .PHONY: install run test lint format typecheck pytest openapi demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bot_client/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("result-relay needs Python 3.11+") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,discord]'
+	# Two distributions: the service (result-relay) and the bot's client (result-relay-client).
+	$(BIN)/python -m pip install --quiet -e './bot_client[discord]' -e '.[dev,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)

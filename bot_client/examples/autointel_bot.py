@@ -7,12 +7,27 @@ interaction's 15 minutes are over. ``/retrieve_results`` comes from ``RelayCog``
     python -m bot_client.examples.autointel_bot
 """
 
+# ruff: noqa: E402  (the settings are checked before discord.py is imported, see below)
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import sys
+from collections.abc import Mapping
 from typing import Any
+
+SETTINGS = ("DISCORD_TOKEN", "RELAY_URL", "RELAY_API_KEY", "RELAY_WEBHOOK_URL")
+
+
+def missing_settings(environ: Mapping[str, str]) -> list[str]:
+    return [name for name in SETTINGS if not environ.get(name, "").strip()]
+
+
+# A misconfigured start names every gap at once, before discord.py loads or anything connects.
+if __name__ == "__main__" and (missing := missing_settings(os.environ)):
+    print(f"autointel_bot: missing settings: {', '.join(missing)}", file=sys.stderr)
+    raise SystemExit(2)
 
 import discord
 from discord import app_commands

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from bot_client import Destination, RelayClient
 from bot_client.examples import autointel_bot
@@ -15,6 +20,49 @@ from tests.support import USER_ID
 
 def test_the_example_stays_small() -> None:
     assert len(inspect.getsource(autointel_bot).splitlines()) < 100
+
+
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [
+        ({}, ["DISCORD_TOKEN", "RELAY_URL", "RELAY_API_KEY", "RELAY_WEBHOOK_URL"]),
+        ({"DISCORD_TOKEN": "t", "RELAY_API_KEY": "k"}, ["RELAY_URL", "RELAY_WEBHOOK_URL"]),
+        (
+            {"DISCORD_TOKEN": "t", "RELAY_URL": "  ", "RELAY_API_KEY": ""},
+            ["RELAY_URL", "RELAY_API_KEY", "RELAY_WEBHOOK_URL"],
+        ),
+        ({name: "x" for name in autointel_bot.SETTINGS}, []),
+    ],
+)
+def test_missing_settings_names_every_unset_or_blank_one_in_order(
+    environ: dict[str, str], missing: list[str]
+) -> None:
+    assert autointel_bot.missing_settings(environ) == missing
+
+
+def test_the_example_started_without_settings_names_them_all_and_exits_2(tmp_path: Path) -> None:
+    # given no environment at all
+    # when the example bot is started as its docstring says
+    ran = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot_client.examples.autointel_bot"],
+        env={},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    # then it exits 2 with one line naming every missing setting
+    assert ran.returncode == 2
+    imports = [line for line in ran.stderr.splitlines() if line.startswith("import time:")]
+    said = [line for line in ran.stderr.splitlines() if not line.startswith("import time:")]
+    everything = "DISCORD_TOKEN, RELAY_URL, RELAY_API_KEY, RELAY_WEBHOOK_URL"
+    assert said == [f"autointel_bot: missing settings: {everything}"]
+    assert ran.stdout == ""
+    # and it stopped before loading discord.py
+    imported = {line.rsplit("|", 1)[-1].strip() for line in imports}
+    assert "bot_client" in imported
+    assert not {name for name in imported if name.split(".")[0] in {"discord", "aiohttp"}}
 
 
 async def test_autointel_hands_its_results_to_the_relay(
