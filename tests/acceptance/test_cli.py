@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.store.sqlite import SQLiteStore
+from tests.support import CIPHER
 
 from ._support import TENANT, Relay, auth, submission
 
@@ -96,7 +97,7 @@ def test_purge_removes_only_settled_results_past_retention(relay: Relay) -> None
 
 def _orphan(database: Path, *workflow_ids: str) -> None:
     async def orphan() -> None:
-        store = SQLiteStore(str(database))
+        store = SQLiteStore(str(database), cipher=CIPHER)
         await store.open()
         try:
             for workflow_id in workflow_ids:
