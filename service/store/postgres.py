@@ -152,7 +152,7 @@ class PostgresStore(Store):
             raise
 
         if sealed:
-            log.info("sealed clear tokens", extra={"tokens": sealed})
+            log.info("sealed the tokens stored in clear", extra={"tokens": sealed})
 
     async def _migrate(self) -> None:
         # Replicas starting together queue on the lock; the first applies what is missing and the

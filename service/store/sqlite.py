@@ -80,11 +80,13 @@ class SQLiteStore(Store):
         await self._db.open()
         try:
             sealed = await self.reseal_tokens()
+            if sealed:
+                await self._db.scrub()
         except BaseException:
             await self._db.close()
             raise
         if sealed:
-            log.info("sealed clear tokens", extra={"tokens": sealed})
+            log.info("sealed the tokens stored in clear", extra={"tokens": sealed})
 
     async def close(self) -> None:
         await self._db.close()
