@@ -14,6 +14,7 @@ from service.crypto import SecretKeyError, decode_key
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/relay.db"
 MIN_API_KEY_LENGTH = 16
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -122,6 +123,22 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    # A value a command would only trip over later is refused here, so that it too gets its
+    # one line naming the variable (and a URL's password is never quoted).
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -3,6 +3,9 @@
 The API accepts and reads results through it; the delivery worker claims lanes, records attempts
 and settles results through it. Implementations translate their driver's errors into
 :class:`service.errors.StoreError` and never let a token reach a log or an exception.
+
+Tokens are stored sealed (:mod:`service.crypto`): the row mapping below seals them on the way in
+and opens them on the way out, for every backend, with the cipher each store is given.
 """
 
 from __future__ import annotations

@@ -130,6 +130,14 @@ SECRET = "sk-" + "Q" * 37  # the characters no problem line may show
                 "make one with: export RELAY_SECRET_KEY=$(result-relay secrets generate)"
             ],
         ),
+        (
+            {"RELAY_DATABASE_URL": f"mysql://relay:{SECRET}@db/relay"},
+            ["RELAY_DATABASE_URL: must start with sqlite:// or postgresql://"],
+        ),
+        (
+            {"RELAY_LOG_LEVEL": SECRET},
+            ["RELAY_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"],
+        ),
         ({"RELAY_SECRET_KEY": "", "RELAY_ENVIRONMENT": "development"}, []),
         ({"RELAY_SECRET_KEY": generate_key() + "="}, []),
     ],
@@ -143,6 +151,8 @@ SECRET = "sk-" + "Q" * 37  # the characters no problem line may show
         "previous-key-too-short",
         "two-problems-two-lines",
         "production-without-a-key",
+        "unknown-database",
+        "unknown-log-level",
         "development-without-a-key",
         "padded-key",
     ],
