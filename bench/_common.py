@@ -23,7 +23,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from service.crypto import generate_key
 from service.testing import free_port
+
+# One key for the whole bench run: a part that restarts a server on its database reads it back.
+BENCH_SECRET_KEY = generate_key()
 
 BENCH_TENANT = "bench"
 BENCH_API_KEY = "bench-key-0123456789abcdef"
@@ -76,6 +80,7 @@ def running_server(
                 "RELAY_DISCORD_API_BASE": f"http://127.0.0.1:{black_hole.getsockname()[1]}/api",
             }
         )
+        env.setdefault("RELAY_SECRET_KEY", BENCH_SECRET_KEY)
         env.update(extra_env or {})
         port = free_port()
         stderr_path = Path(tmp) / "server.stderr"

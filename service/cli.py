@@ -1,10 +1,11 @@
-"""The ``result-relay`` command: serve, keys, purge."""
+"""The ``result-relay`` command: serve, worker, keys, secrets, purge, demo, openapi."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import math
+import os
 import re
 import signal
 import sys
@@ -19,7 +20,9 @@ from pydantic import ValidationError
 
 from service import __version__
 from service.auth import hash_key, new_api_key
-from service.config import Settings, load_settings
+from service.config import Settings, load_settings, settings_problems
+from service.crypto import CipherError, generate_key
+from service.keyfile import cipher_from_settings
 from service.logs import configure_logging
 from service.metrics import Metrics
 from service.retention import purge_once
@@ -92,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", help="the id shown by 'keys create' and 'keys list'")
     revoke.set_defaults(run=_keys_revoke)
 
+    _add_secrets(commands)
+
     purge = commands.add_parser(
         "purge",
         help="remove delivered and orphaned results past retention",
@@ -119,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the emulator and the service running until Ctrl-C, and print an API key "
         "with the curl and /retrieve_results lines to try",
     )
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, throwaway_key=True)
 
     openapi = commands.add_parser(
         "openapi",
@@ -127,8 +132,57 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the OpenAPI description the app serves at /openapi.json, as YAML "
         "(this is how openapi.yaml is made: result-relay openapi > openapi.yaml).",
     )
-    openapi.set_defaults(run=_openapi)
+    openapi.set_defaults(run=_openapi, throwaway_key=True)
     return parser
+
+
+SECRETS_EPILOG = """\
+What is encrypted: the webhook and interaction tokens of results and the tokens of registered
+destinations (AES-GCM). Token hashes, used to find dead webhooks, stay as they are.
+
+To rotate the key:
+  1. export RELAY_SECRET_KEY_PREVIOUS=$RELAY_SECRET_KEY
+     export RELAY_SECRET_KEY=$(result-relay secrets generate)
+  2. restart every process with both set (the old key stays readable)
+  3. result-relay secrets rotate
+  4. once it printed its count, drop RELAY_SECRET_KEY_PREVIOUS and restart
+
+In development (RELAY_ENVIRONMENT=development) without RELAY_SECRET_KEY the service keeps its
+key in secret.key beside the SQLite database (./data by default); production refuses to start
+without RELAY_SECRET_KEY.
+"""
+
+
+def _add_secrets(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    secrets = commands.add_parser(
+        "secrets",
+        help="make a secret key; re-encrypt stored tokens under it",
+        description="Webhook and interaction tokens are stored encrypted under "
+        "RELAY_SECRET_KEY (32 random bytes, base64url).",
+        epilog=SECRETS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = secrets.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    generate = actions.add_parser(
+        "generate",
+        help="print a new secret key (only the key, one line)",
+        description="Print a new secret key, 32 random bytes as base64url, on one line and "
+        "nothing else, so that\n  export RELAY_SECRET_KEY=$(result-relay secrets generate)\n"
+        "works. Nothing is stored and no setting is read.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    generate.set_defaults(run_without_settings=_secrets_generate)
+    rotate = actions.add_parser(
+        "rotate",
+        help="re-encrypt every stored token under RELAY_SECRET_KEY",
+        description="Re-encrypt every stored token under RELAY_SECRET_KEY, opening those "
+        "sealed under the old key with RELAY_SECRET_KEY_PREVIOUS. Works in batches, each its "
+        "own transaction, while the service keeps running; running it again changes nothing. "
+        "Prints how many tokens it changed.",
+        epilog=SECRETS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rotate.set_defaults(run=_secrets_rotate)
 
 
 def _tenant(value: str) -> str:
@@ -157,10 +211,18 @@ def _days(value: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    plain: Callable[[argparse.Namespace], int] | None = getattr(args, "run_without_settings", None)
+    if plain is not None:
+        return plain(args)
+    overrides: dict[str, object] = {}
+    if getattr(args, "throwaway_key", False) and not os.environ.get("RELAY_SECRET_KEY"):
+        overrides["secret_key"] = generate_key()  # stores nothing that outlives the command
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except ValidationError as exc:
-        print(f"result-relay: invalid settings:\n{exc}", file=sys.stderr)
+        # One line per problem, naming the variable and the rule, never the value.
+        for line in settings_problems(exc):
+            print(f"result-relay: {line}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     run: Callable[[argparse.Namespace, Settings], int] = args.run
@@ -243,7 +305,7 @@ def _with_store(
         require_existing_database(settings.database_url)
 
     async def run() -> T:
-        store = make_store(settings.database_url)
+        store = make_store(settings.database_url, cipher=cipher_from_settings(settings))
         try:
             await store.open()
         except Exception as exc:
@@ -284,6 +346,25 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         print(f"result-relay: no active key with id {args.key_id!r}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}")
+    return 0
+
+
+def _secrets_generate(args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        changed = _with_store(settings, lambda store: store.reseal_tokens(every_key=True))
+    except CipherError as exc:
+        print(
+            f"result-relay: {exc.message}; the tokens before it are done: "
+            "make that key RELAY_SECRET_KEY_PREVIOUS and run again",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"re-encrypted {changed} stored token(s) under RELAY_SECRET_KEY")
     return 0
 
 

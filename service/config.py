@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.crypto import SecretKeyError, decode_key
+
 DEFAULT_DATABASE_URL = "sqlite:///./data/relay.db"
+MIN_API_KEY_LENGTH = 16
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -44,30 +48,73 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 
+    # -- secrets: tokens at rest (service/crypto.py, service/keyfile.py) -----------------------
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="AES-GCM key for tokens at rest: 32 bytes, base64url "
+        "('result-relay secrets generate'). Development without one uses a key file.",
+    )
+    secret_key_previous: SecretStr | None = Field(
+        default=None, description="The key before the last rotation, still readable."
+    )
+
+    @field_validator("secret_key", "secret_key_previous", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("secret_key", "secret_key_previous")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_key(value.get_secret_value())
+            except SecretKeyError as exc:
+                raise ValueError(str(exc)) from None  # the key itself stays out of the chain
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_a_key(self) -> Self:
+        if self.environment != "development" and self.secret_key is None:
+            raise ValueError(
+                "RELAY_SECRET_KEY: is not set, and production will not store tokens without "
+                "it; make one with: export RELAY_SECRET_KEY=$(result-relay secrets generate)"
+            )
+        return self
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:
-        """Parse ``tenant:key,...`` into ``{key: tenant}``; refuse anything ambiguous."""
+        """Parse ``tenant:key,...`` into ``{key: tenant}``; refuse anything ambiguous.
+
+        A refusal names the entry by position and the rule it breaks, never its characters:
+        the message ends up in a terminal or a log."""
         if not isinstance(value, str):
             return value
         keys: dict[str, str] = {}
-        for entry in filter(None, (part.strip() for part in value.split(","))):
-            tenant, sep, key = entry.partition(":")
-            if not sep or not tenant.strip() or len(key.strip()) < 16:
+        entries = [part.strip() for part in value.split(",")]
+        for position, entry in enumerate(entries, start=1):
+            if not entry:
+                continue
+            tenant, sep, key = (part.strip() for part in entry.partition(":"))
+            if not sep:
+                raise ValueError(f"entry {position} has no ':' between tenant and key")
+            if not tenant:
+                raise ValueError(f"entry {position} has no tenant before its ':'")
+            if len(key) < MIN_API_KEY_LENGTH:
                 raise ValueError(
-                    "RELAY_API_KEYS entries must look like 'tenant:key', "
-                    "with a key of 16 or more characters"
+                    f"entry {position} has a key shorter than {MIN_API_KEY_LENGTH} characters"
                 )
-            if key.strip() in keys:
-                raise ValueError("RELAY_API_KEYS lists the same key twice")
-            keys[key.strip()] = tenant.strip()
+            if key in keys:
+                raise ValueError(f"entry {position} repeats the key of an earlier entry")
+            keys[key] = tenant
         return keys
 
     @model_validator(mode="after")
     def _no_placeholder_keys(self) -> Self:
         if self.environment != "development" and any("change-me" in k for k in self.api_keys):
             raise ValueError(
-                "RELAY_API_KEYS holds a placeholder key ('change-me'): set real keys, or "
+                "RELAY_API_KEYS: holds a placeholder key ('change-me'): set real keys, or "
                 "RELAY_ENVIRONMENT=development for a local trial"
             )
         return self
@@ -77,7 +124,39 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    # A value a command would only trip over later is refused here, so that it too gets its
+    # one line naming the variable (and a URL's password is never quoted).
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; keyword overrides win (tests, CLI flags)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per problem, ``RELAY_X: <rule>``, for a terminal or a log.
+
+    Never the value (a key, a token in a URL), nor pydantic's input echo or its help-page
+    footer: only the variable and the rule it breaks."""
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in problem["loc"] if isinstance(part, str)]
+        if fields:
+            lines.append(f"RELAY_{fields[0].upper()}: {message}")
+        else:
+            lines.append(message)  # a rule across settings names its own variable first
+    return lines

@@ -25,6 +25,7 @@ import httpx
 
 from service.app import create_app
 from service.config import load_settings
+from service.crypto import generate_key
 from service.testing import AppServer, DiscordEmulator, EmulatorServer, ReceivedMessage
 
 SETTLE_SECONDS = 30.0
@@ -52,10 +53,10 @@ def run_demo(out: TextIO, *, keep: bool = False, log_path: Path | None = None) -
     try:
         with EmulatorServer(emulator) as discord:
             settings = load_settings(
-                environment="development",
                 database_url=f"sqlite:///{folder}/relay.db",
                 api_keys=f"demo:{api_key}",
                 discord_api_base=discord.api_base,
+                secret_key=generate_key(),  # the database lives as long as the demo
             )
             with AppServer(create_app(settings), name="result-relay") as relay:
                 say("result-relay demo")

@@ -24,6 +24,7 @@ from service.config import Settings
 from service.delivery.worker import Worker
 from service.discord.sender import Sender, make_discord_client
 from service.errors import StoreError
+from service.keyfile import cipher_from_settings
 from service.metrics import Metrics
 from service.retention import purge_periodically
 from service.store import Store, make_store
@@ -115,7 +116,8 @@ def build_services(
     ``store``, ``clock`` and ``discord_transport`` (the emulator through ``httpx.ASGITransport``)
     are for tests.
     """
-    store = store if store is not None else make_store(settings.database_url)
+    if store is None:
+        store = make_store(settings.database_url, cipher=cipher_from_settings(settings))
     metrics = Metrics()
     fleet_clock = DatabaseClock(clock)
     client = make_discord_client(discord_transport)

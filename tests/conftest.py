@@ -15,17 +15,19 @@ from service.config import Settings, load_settings
 from service.delivery.worker import Worker
 from service.store.sqlite import SQLiteStore
 from service.testing import DiscordEmulator
-from tests.support import API_KEYS
+from tests.support import API_KEYS, CIPHER, SECRET_KEY
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(database_url=f"sqlite:///{tmp_path}/relay.db", api_keys=API_KEYS)
+    return load_settings(
+        database_url=f"sqlite:///{tmp_path}/relay.db", api_keys=API_KEYS, secret_key=SECRET_KEY
+    )
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(str(tmp_path / "store.db"))
+    store = SQLiteStore(str(tmp_path / "store.db"), cipher=CIPHER)
     await store.open()
     yield store
     await store.close()

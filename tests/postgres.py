@@ -70,6 +70,7 @@ async def _template_database(base: str) -> str:
     import asyncpg
 
     from service.store.postgres import PostgresStore
+    from tests.support import CIPHER
 
     name = _template_name()
     conn = await asyncpg.connect(base)
@@ -81,7 +82,9 @@ async def _template_database(base: str) -> str:
             building = f"{name}_build"
             await conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
             await conn.execute(f'CREATE DATABASE "{building}" TEMPLATE template0')
-            store = PostgresStore(database_url(base, building), min_size=1, max_size=1)
+            store = PostgresStore(
+                database_url(base, building), cipher=CIPHER, min_size=1, max_size=1
+            )
             await store.open()
             await store.close()
             await _admin(base, f'ALTER DATABASE "{building}" RENAME TO "{name}"')

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.crypto import TokenCipher, decode_key
+
 WEBHOOK_ID = "112233445566778899"
 OTHER_WEBHOOK_ID = "998877665544332211"
 THREAD_ID = "223344556677889900"
@@ -12,6 +14,10 @@ APPLICATION_ID = "445566778899001122"
 INTERACTION_ID = "1300000000000000000"
 FAKE_TOKEN = "fake-token-" + "x" * 57  # 68 characters, the shape of a real token
 INTERACTION_TOKEN = "aW50ZXJhY3Rpb24" + "y" * 80
+
+# A fixed RELAY_SECRET_KEY for the suite (production settings refuse to load without one).
+SECRET_KEY = "dGVzdC1zZWNyZXQta2V5LW9mLTMyLWJ5dGVzLW9rISE"
+CIPHER = TokenCipher(decode_key(SECRET_KEY))
 
 ACME_KEY = "acme-key-0123456789abcdef"
 OTHER_KEY = "other-key-0123456789abcdef"

@@ -3,6 +3,9 @@
 The API accepts and reads results through it; the delivery worker claims lanes, records attempts
 and settles results through it. Implementations translate their driver's errors into
 :class:`service.errors.StoreError` and never let a token reach a log or an exception.
+
+Tokens are stored sealed (:mod:`service.crypto`): the row mapping below seals them on the way in
+and opens them on the way out, for every backend, with the cipher each store is given.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import json
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from service.crypto import TokenCipher
 from service.domain import (
     AcceptOutcome,
     ApiKey,
@@ -41,6 +46,28 @@ log = logging.getLogger(__name__)
 _REQUESTER_COLUMNS = ("requester_user_id", "requester_guild_id", "requester_channel_id")
 _DESTINATION_COLUMNS = ("destination_name", "webhook_id", "webhook_token", "thread_id", "lane")
 
+RESEAL_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    """A column that holds tokens sealed by :class:`TokenCipher`; its ``name`` is the
+    associated data, so a sealed value opens only in the column it was written to."""
+
+    table: str
+    keys: tuple[str, ...]  # the row's primary key
+    column: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+RESULT_WEBHOOK_TOKEN = SealedColumn("results", ("id",), "webhook_token")
+RESULT_INTERACTION_TOKEN = SealedColumn("results", ("id",), "interaction_token")
+DESTINATION_WEBHOOK_TOKEN = SealedColumn("destinations", ("tenant", "name"), "webhook_token")
+SEALED_COLUMNS = (RESULT_WEBHOOK_TOKEN, RESULT_INTERACTION_TOKEN, DESTINATION_WEBHOOK_TOKEN)
+
 
 class Row(Protocol):
     """A database row addressed by column name (sqlite3.Row, asyncpg.Record, dict)."""
@@ -62,6 +89,18 @@ class Store(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers."""
+
+    @abstractmethod
+    async def reseal_tokens(
+        self, *, every_key: bool = False, batch_size: int = RESEAL_BATCH
+    ) -> int:
+        """Seal under the current key the stored tokens of :data:`SEALED_COLUMNS` that are not:
+        clear ones always (``open`` does this after the migrations, as SQL cannot), and with
+        ``every_key`` those sealed under a previous key too (``result-relay secrets rotate``).
+
+        In batches of ``batch_size``, each one transaction; a value changed meanwhile by someone
+        else (another replica doing the same) is left to them. Idempotent; returns how many
+        values it changed. Raises :class:`CipherError` for a value no configured key opens."""
 
     # -- results ------------------------------------------------------------------------------
     @abstractmethod
@@ -294,19 +333,59 @@ def check_same_body(existing_body_hash: str, new: NewResult) -> None:
         )
 
 
-def redelivery_target(existing: dict[str, Any], destination: Destination | None) -> dict[str, Any]:
+# -- the row mapping: tokens are sealed here on the way in and opened here on the way out, for
+# -- every backend; nothing else in a store sees a stored token.
+
+
+def _seal(cipher: TokenCipher, column: SealedColumn, token: str | None) -> str | None:
+    return cipher.encrypt(token, column=column.name) if token is not None else None
+
+
+def _open(cipher: TokenCipher, column: SealedColumn, text: str | None) -> str | None:
+    return cipher.decrypt(text, column=column.name) if text is not None else None
+
+
+def resealed(
+    cipher: TokenCipher, column: SealedColumn, rows: Iterable[Row]
+) -> list[tuple[Any, ...]]:
+    """For :meth:`Store.reseal_tokens`: ``(new value, *primary key, old value)`` per row of
+    ``(*primary key, value)``, the new value sealed under the current key."""
+    changes = []
+    for row in rows:
+        keys = tuple(row[name] for name in column.keys)
+        old = row[column.column]
+        changes.append((cipher.reseal(old, column=column.name), *keys, old))
+    return changes
+
+
+def reseal_predicate(cipher: TokenCipher, *, every_key: bool) -> str:
+    """The prefix a value that needs no resealing starts with."""
+    return cipher.current_prefix if every_key else "v1:"
+
+
+def destination_token(cipher: TokenCipher, destination: Destination) -> str:
+    """``destinations.webhook_token`` as stored."""
+    sealed = _seal(cipher, DESTINATION_WEBHOOK_TOKEN, destination.webhook_token)
+    assert sealed is not None
+    return sealed
+
+
+def redelivery_target(
+    existing: dict[str, Any], destination: Destination | None, cipher: TokenCipher
+) -> dict[str, Any]:
     """The destination columns redeliver writes: ``destination``'s, or (``None``) the result's
     own, with the token hash recomputed from the token either way."""
     target = {name: existing[name] for name in _DESTINATION_COLUMNS}
+    token = _open(cipher, RESULT_WEBHOOK_TOKEN, target["webhook_token"])
     if destination is not None:
+        token = destination.webhook_token
         target.update(
             destination_name=destination.name,
             webhook_id=destination.webhook_id,
-            webhook_token=destination.webhook_token,
+            webhook_token=_seal(cipher, RESULT_WEBHOOK_TOKEN, token),
             thread_id=destination.thread_id,
             lane=destination.lane,
         )
-    token = target["webhook_token"]
     target["webhook_token_hash"] = token_hash(token) if token is not None else None
     return target
 
@@ -332,11 +411,11 @@ def api_key_from_row(row: Row) -> ApiKey:
     )
 
 
-def destination_from_row(row: Row) -> Destination:
+def destination_from_row(row: Row, cipher: TokenCipher) -> Destination:
     """A ``destinations`` row (named; ``results`` rows go through :func:`record_from_row`)."""
     return Destination(
         webhook_id=row["webhook_id"],
-        webhook_token=row["webhook_token"],
+        webhook_token=cipher.decrypt(row["webhook_token"], column=DESTINATION_WEBHOOK_TOKEN.name),
         thread_id=row["thread_id"],
         name=row["name"],
     )
@@ -361,14 +440,16 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         ) from exc
 
 
-def record_from_row(row: Row, messages: Sequence[Row], *, attempts_made: int = 0) -> ResultRecord:
+def record_from_row(
+    row: Row, messages: Sequence[Row], cipher: TokenCipher, *, attempts_made: int = 0
+) -> ResultRecord:
     """Build a record from a ``results`` row (column names as in the migrations) and the
     number of attempts in its history."""
     destination = None
     if row["webhook_id"] is not None:
         destination = Destination(
             webhook_id=row["webhook_id"],
-            webhook_token=row["webhook_token"],
+            webhook_token=cipher.decrypt(row["webhook_token"], column=RESULT_WEBHOOK_TOKEN.name),
             thread_id=row["thread_id"],
             name=row["destination_name"],
         )
@@ -377,7 +458,7 @@ def record_from_row(row: Row, messages: Sequence[Row], *, attempts_made: int = 0
         interaction = Interaction(
             application_id=row["application_id"],
             interaction_id=row["interaction_id"],
-            token=row["interaction_token"],
+            token=cipher.decrypt(row["interaction_token"], column=RESULT_INTERACTION_TOKEN.name),
         )
     in_flight = None
     if row["in_flight_part"] is not None:
@@ -434,6 +515,7 @@ def accepted_record(
     orphan_reason: str | None,
     next_attempt_at: float | None,
     now: float,
+    cipher: TokenCipher,
 ) -> ResultRecord:
     """The record of a result just inserted from ``columns`` (:func:`result_columns`), built
     without reading it back: nothing has happened to it yet."""
@@ -451,11 +533,11 @@ def accepted_record(
         "in_flight_route": None,
         "in_flight_at": None,
     }
-    return record_from_row(row, ())
+    return record_from_row(row, (), cipher)
 
 
-def result_columns(new: NewResult) -> dict[str, Any]:
-    """The ``results`` columns a new submission fills, JSON already encoded."""
+def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
+    """The ``results`` columns a new submission fills, JSON already encoded, tokens sealed."""
     dest, inter, req = new.destination, new.interaction, new.requester
     return {
         "tenant": new.tenant,
@@ -467,12 +549,14 @@ def result_columns(new: NewResult) -> dict[str, Any]:
         "message": _dumps(new.message) if new.message is not None else None,
         "destination_name": dest.name if dest else None,
         "webhook_id": dest.webhook_id if dest else None,
-        "webhook_token": dest.webhook_token if dest else None,
+        "webhook_token": _seal(cipher, RESULT_WEBHOOK_TOKEN, dest.webhook_token if dest else None),
         "webhook_token_hash": token_hash(dest.webhook_token) if dest else None,
         "thread_id": dest.thread_id if dest else None,
         "application_id": inter.application_id if inter else None,
         "interaction_id": inter.interaction_id if inter else None,
-        "interaction_token": inter.token if inter else None,
+        "interaction_token": _seal(
+            cipher, RESULT_INTERACTION_TOKEN, inter.token if inter else None
+        ),
         "requester_user_id": req.user_id if req else None,
         "requester_guild_id": req.guild_id if req else None,
         "requester_channel_id": req.channel_id if req else None,

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from service.crypto import TokenCipher
 from service.domain import (
     AcceptOutcome,
     ApiKey,
@@ -36,7 +37,10 @@ from service.domain import (
 from service.errors import InvalidRequest, ResultGone, StoreError
 from service.store import postgres_queries as q
 from service.store.base import (
+    RESEAL_BATCH,
+    SEALED_COLUMNS,
     Row,
+    SealedColumn,
     Store,
     WorkListeners,
     accepted_record,
@@ -46,9 +50,12 @@ from service.store.base import (
     check_same_body,
     decode_cursor,
     destination_from_row,
+    destination_token,
     encode_cursor,
     record_from_row,
     redelivery_target,
+    reseal_predicate,
+    resealed,
     result_columns,
     token_hash,
 )
@@ -105,6 +112,7 @@ class PostgresStore(Store):
         self,
         dsn: str,
         *,
+        cipher: TokenCipher,
         min_size: int = 2,
         max_size: int = 10,
         command_timeout: float = 30.0,
@@ -112,6 +120,7 @@ class PostgresStore(Store):
         listen_ping_seconds: float = 15.0,
     ) -> None:
         self._dsn = dsn
+        self._cipher = cipher
         self._min_size, self._max_size = min_size, max_size
         self._command_timeout = command_timeout
         self._connect_timeout = connect_timeout
@@ -137,9 +146,13 @@ class PostgresStore(Store):
             )
         try:
             await self._migrate()
+            sealed = await self.reseal_tokens()
         except BaseException:
             await self.close()
             raise
+
+        if sealed:
+            log.info("sealed the tokens stored in clear", extra={"tokens": sealed})
 
     async def _migrate(self) -> None:
         # Replicas starting together queue on the lock; the first applies what is missing and the
@@ -181,6 +194,26 @@ class PostgresStore(Store):
     async def ping(self) -> None:
         await self._fetchval("be reached", "SELECT 1")
 
+    async def reseal_tokens(
+        self, *, every_key: bool = False, batch_size: int = RESEAL_BATCH
+    ) -> int:
+        done = reseal_predicate(self._cipher, every_key=every_key)
+        changed = 0
+        for column in SEALED_COLUMNS:
+            select, update = _reseal_queries(column)
+            while True:
+                # Replicas starting together may pick the same rows: the update matches only
+                # the value it read, and READ COMMITTED re-checks that after waiting for the
+                # other's row lock, so each value is sealed once.
+                async with self._transaction("seal stored tokens") as conn:
+                    rows = await conn.fetch(select, len(done), done, batch_size)
+                    changes = resealed(self._cipher, column, rows)
+                    for change in changes:
+                        changed += _rowcount(await conn.execute(update, *change))
+                if len(rows) < batch_size:
+                    break
+        return changed
+
     # -- plumbing -----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str) -> AsyncIterator[Any]:
@@ -220,7 +253,7 @@ class PostgresStore(Store):
 
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        columns = result_columns(new)
+        columns = result_columns(new, self._cipher)
         args = [columns[name] for name in q.ACCEPT_COLUMNS]
         # A second pass only if the existing row vanished (deleted) between the two statements.
         for _ in range(3):
@@ -242,11 +275,12 @@ class PostgresStore(Store):
                     orphan_reason=row["orphan_reason"],
                     next_attempt_at=row["next_attempt_at"],
                     now=now,
+                    cipher=self._cipher,
                 )
                 return AcceptOutcome(record, created=True)
             if existing is not None:
                 check_same_body(existing["body_hash"], new)
-                return AcceptOutcome(_record(existing), created=False)
+                return AcceptOutcome(_record(existing, self._cipher), created=False)
         raise StoreError("the result could not be accepted: its workflow id keeps changing")
 
     def _owe_wake(self) -> None:
@@ -271,7 +305,7 @@ class PostgresStore(Store):
 
     async def get_result(self, tenant: str, workflow_id: str) -> ResultRecord | None:
         row = await self._fetchrow("read the result", q.GET_RESULT, tenant, workflow_id)
-        return _record(row) if row is not None else None
+        return _record(row, self._cipher) if row is not None else None
 
     async def list_results(
         self, tenant: str, filters: ResultFilter, *, limit: int, cursor: str | None
@@ -302,7 +336,7 @@ class PostgresStore(Store):
         rows = rows[:limit]
         last = rows[-1] if more else None
         return Page(
-            tuple(_record(row) for row in rows),
+            tuple(_record(row, self._cipher) for row in rows),
             encode_cursor(last["created_at"], last["id"]) if last is not None else None,
         )
 
@@ -326,7 +360,7 @@ class PostgresStore(Store):
             tenant,
             destination.name,
             destination.webhook_id,
-            destination.webhook_token,
+            destination_token(self._cipher, destination),
             destination.thread_id,
             now,
         )
@@ -334,11 +368,11 @@ class PostgresStore(Store):
 
     async def get_destination(self, tenant: str, name: str) -> Destination | None:
         row = await self._fetchrow("read the destination", q.GET_DESTINATION, tenant, name)
-        return destination_from_row(row) if row is not None else None
+        return destination_from_row(row, self._cipher) if row is not None else None
 
     async def list_destinations(self, tenant: str) -> list[Destination]:
         rows = await self._fetch("list destinations", q.LIST_DESTINATIONS, tenant)
-        return [destination_from_row(row) for row in rows]
+        return [destination_from_row(row, self._cipher) for row in rows]
 
     async def delete_destination(self, tenant: str, name: str) -> bool:
         return await self._execute("delete the destination", q.DELETE_DESTINATION, tenant, name) > 0
@@ -382,7 +416,7 @@ class PostgresStore(Store):
 
     async def due_results(self, lane: str, *, now: float, limit: int) -> list[ResultRecord]:
         rows = await self._fetch("read due results", q.DUE_RESULTS, lane, now, limit)
-        return [_record(row) for row in rows]
+        return [_record(row, self._cipher) for row in rows]
 
     async def next_due_at(self, *, now: float) -> float | None:
         due = await self._fetchval("read when work is due", q.NEXT_DUE_AT, now)
@@ -455,7 +489,7 @@ class PostgresStore(Store):
             row = await conn.fetchrow(q.LOCK_RESULT, tenant, workflow_id)
             if row is None:
                 return None
-            target = redelivery_target(dict(row), destination)
+            target = redelivery_target(dict(row), destination, self._cipher)
             check_destination_alive(
                 await conn.fetchval(
                     q.ENTER_WEBHOOK,
@@ -478,7 +512,7 @@ class PostgresStore(Store):
             )
             await conn.execute(q.WAKE)
             updated = await conn.fetchrow(q.GET_RESULT, tenant, workflow_id)
-        return _record(updated)
+        return _record(updated, self._cipher)
 
     async def kill_webhook(self, webhook_id: str, token: str, *, reason: str, now: float) -> int:
         hashed = token_hash(token)
@@ -580,6 +614,22 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+def _reseal_queries(column: SealedColumn) -> tuple[str, str]:
+    """$1 prefix length, $2 prefix, $3 limit; then $1 new value, the key, the old value."""
+    keys = ", ".join(column.keys)
+    select = (
+        f"SELECT {keys}, {column.column} FROM {column.table} "
+        f"WHERE {column.column} IS NOT NULL AND substr({column.column}, 1, $1) <> $2 LIMIT $3"
+    )
+    match = " AND ".join(f"{key} = ${i}" for i, key in enumerate(column.keys, start=2))
+    last = len(column.keys) + 2
+    update = (
+        f"UPDATE {column.table} SET {column.column} = $1 "
+        f"WHERE {match} AND {column.column} = ${last}"
+    )
+    return select, update
+
+
 def _attempt_args(attempt: Attempt) -> tuple[Any, ...]:
     return (
         attempt.at,
@@ -594,8 +644,8 @@ def _attempt_args(attempt: Attempt) -> tuple[Any, ...]:
     )
 
 
-def _record(row: Row) -> ResultRecord:
+def _record(row: Row, cipher: TokenCipher) -> ResultRecord:
     parts: Sequence[dict[str, Any]] = json.loads(row["delivered_parts"] or "[]")
     # JSON spells 5.0 as 5: times go back to floats, as every other read returns them.
     messages = [{**part, "delivered_at": float(part["delivered_at"])} for part in parts]
-    return record_from_row(row, messages, attempts_made=row["attempts_made"])
+    return record_from_row(row, messages, cipher, attempts_made=row["attempts_made"])

@@ -6,11 +6,13 @@ The queries live here; connections, migrations and the group-commit writer live 
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from service.crypto import TokenCipher
 from service.domain import (
     AcceptOutcome,
     ApiKey,
@@ -26,6 +28,9 @@ from service.domain import (
 )
 from service.errors import ResultGone
 from service.store.base import (
+    RESEAL_BATCH,
+    SEALED_COLUMNS,
+    SealedColumn,
     Store,
     WorkListeners,
     accepted_record,
@@ -35,9 +40,12 @@ from service.store.base import (
     check_same_body,
     decode_cursor,
     destination_from_row,
+    destination_token,
     encode_cursor,
     record_from_row,
     redelivery_target,
+    reseal_predicate,
+    resealed,
     result_columns,
     token_hash,
 )
@@ -60,8 +68,9 @@ def sqlite_path(database_url: str) -> str:
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, cipher: TokenCipher) -> None:
         self._db = SQLiteEngine(path)
+        self._cipher = cipher
         self._read = self._db.read
         self._write = self._db.write
         self._work = WorkListeners()
@@ -69,6 +78,15 @@ class SQLiteStore(Store):
     # -- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
         await self._db.open()
+        try:
+            sealed = await self.reseal_tokens()
+            if sealed:
+                await self._db.scrub()
+        except BaseException:
+            await self._db.close()
+            raise
+        if sealed:
+            log.info("sealed the tokens stored in clear", extra={"tokens": sealed})
 
     async def close(self) -> None:
         await self._db.close()
@@ -76,15 +94,31 @@ class SQLiteStore(Store):
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def reseal_tokens(
+        self, *, every_key: bool = False, batch_size: int = RESEAL_BATCH
+    ) -> int:
+        done = reseal_predicate(self._cipher, every_key=every_key)
+        changed = 0
+        for column in SEALED_COLUMNS:
+            batch = functools.partial(
+                _reseal_batch, cipher=self._cipher, column=column, done=done, limit=batch_size
+            )
+            while True:
+                found, count = await self._write(batch)
+                changed += count
+                if found < batch_size:
+                    break
+        return changed
+
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        columns = result_columns(new)
+        columns = result_columns(new, self._cipher)
 
         def write(conn: sqlite3.Connection) -> AcceptOutcome:
             existing = _result_row(conn, new.tenant, new.workflow_id)
             if existing is not None:
                 check_same_body(existing["body_hash"], new)
-                return AcceptOutcome(_record(conn, existing), created=False)
+                return AcceptOutcome(_record(conn, existing, self._cipher), created=False)
             dead = _dead_reason(conn, columns["webhook_id"], columns["webhook_token_hash"])
             status = Status.ORPHANED if dead else Status.PENDING
             due = None if dead else now
@@ -100,7 +134,12 @@ class SQLiteStore(Store):
             marks = ", ".join(f":{name}" for name in values)
             conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
             record = accepted_record(
-                columns, status=status, orphan_reason=dead, next_attempt_at=due, now=now
+                columns,
+                status=status,
+                orphan_reason=dead,
+                next_attempt_at=due,
+                now=now,
+                cipher=self._cipher,
             )
             return AcceptOutcome(record, created=True)
 
@@ -112,7 +151,7 @@ class SQLiteStore(Store):
     async def get_result(self, tenant: str, workflow_id: str) -> ResultRecord | None:
         def read(conn: sqlite3.Connection) -> ResultRecord | None:
             row = _result_row(conn, tenant, workflow_id)
-            return _record(conn, row) if row is not None else None
+            return _record(conn, row, self._cipher) if row is not None else None
 
         return await self._read(read)
 
@@ -148,7 +187,7 @@ class SQLiteStore(Store):
             rows = conn.execute(sql, [*params, limit + 1]).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
-            items = tuple(_record(conn, row) for row in rows)
+            items = tuple(_record(conn, row, self._cipher) for row in rows)
             last = rows[-1] if more else None
             return Page(items, encode_cursor(last["created_at"], last["id"]) if last else None)
 
@@ -202,7 +241,7 @@ class SQLiteStore(Store):
                     tenant,
                     destination.name,
                     destination.webhook_id,
-                    destination.webhook_token,
+                    destination_token(self._cipher, destination),
                     destination.thread_id,
                     now,
                 ),
@@ -216,14 +255,14 @@ class SQLiteStore(Store):
             row = conn.execute(
                 "SELECT * FROM destinations WHERE tenant = ? AND name = ?", (tenant, name)
             ).fetchone()
-            return destination_from_row(row) if row is not None else None
+            return destination_from_row(row, self._cipher) if row is not None else None
 
         return await self._read(read)
 
     async def list_destinations(self, tenant: str) -> list[Destination]:
         return await self._read(
             lambda conn: [
-                destination_from_row(row)
+                destination_from_row(row, self._cipher)
                 for row in conn.execute(
                     "SELECT * FROM destinations WHERE tenant = ? ORDER BY name", (tenant,)
                 )
@@ -333,7 +372,7 @@ class SQLiteStore(Store):
                 "AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
                 (lane, now, limit),
             ).fetchall()
-            return [_record(conn, row) for row in rows]
+            return [_record(conn, row, self._cipher) for row in rows]
 
         return await self._read(read)
 
@@ -444,7 +483,7 @@ class SQLiteStore(Store):
             row = _result_row(conn, tenant, workflow_id)
             if row is None:
                 return None
-            target = redelivery_target(dict(row), destination)
+            target = redelivery_target(dict(row), destination, self._cipher)
             check_destination_alive(
                 _dead_reason(conn, target["webhook_id"], target["webhook_token_hash"])
             )
@@ -460,7 +499,7 @@ class SQLiteStore(Store):
             )
             updated = _result_row(conn, tenant, workflow_id)
             assert updated is not None
-            return _record(conn, updated)
+            return _record(conn, updated, self._cipher)
 
         record = await self._write(write)
         if record is not None:
@@ -612,11 +651,27 @@ def _insert_attempt(
     return result_id
 
 
-def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> ResultRecord:
+def _reseal_batch(
+    conn: sqlite3.Connection, *, cipher: TokenCipher, column: SealedColumn, done: str, limit: int
+) -> tuple[int, int]:
+    """One batch of :meth:`SQLiteStore.reseal_tokens`: how many values needed it, how many
+    this batch changed."""
+    keys = ", ".join(column.keys)
+    rows = conn.execute(
+        f"SELECT {keys}, {column.column} FROM {column.table} "
+        f"WHERE {column.column} IS NOT NULL AND substr({column.column}, 1, ?) != ? LIMIT ?",
+        (len(done), done, limit),
+    ).fetchall()
+    match = " AND ".join(f"{key} = ?" for key in column.keys)
+    update = f"UPDATE {column.table} SET {column.column} = ? WHERE {match} AND {column.column} = ?"
+    return len(rows), sum(conn.execute(update, c).rowcount for c in resealed(cipher, column, rows))
+
+
+def _record(conn: sqlite3.Connection, row: sqlite3.Row, cipher: TokenCipher) -> ResultRecord:
     messages = conn.execute(
         "SELECT * FROM messages WHERE result_id = ? ORDER BY part", (row["id"],)
     ).fetchall()
     (made,) = conn.execute(
         "SELECT count(*) FROM attempts WHERE result_id = ?", (row["id"],)
     ).fetchone()
-    return record_from_row(row, messages, attempts_made=made)
+    return record_from_row(row, messages, cipher, attempts_made=made)

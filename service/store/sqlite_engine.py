@@ -69,6 +69,21 @@ class SQLiteEngine:
                 conn.close()
             self._connections.clear()
 
+    async def scrub(self) -> None:
+        """Rebuild the file and empty the WAL, so that what was overwritten (tokens an earlier
+        version stored in clear) is gone from the disk and not only from the tables: an update
+        leaves the old bytes in freed page space and in WAL frames until they are reused."""
+
+        def run() -> None:
+            conn = self._connection()
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._writer_pool, run)
+        except sqlite3.Error as exc:
+            raise StoreError("the database could not be compacted") from exc
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         try:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from service.testing import free_port
+from tests.support import SECRET_KEY
 
 TENANT = "acme"
 API_KEY = "acme-key-0123456789abcdef"  # static keys must be 16+ characters
@@ -92,6 +93,7 @@ def relay_env(database_url: str, extra: Mapping[str, str] | None = None) -> dict
             "RELAY_DISCORD_API_BASE": discord_black_hole(),
             "RELAY_API_KEYS": f"{TENANT}:{API_KEY},{OTHER_TENANT}:{OTHER_API_KEY}",
             "RELAY_LOG_FORMAT": "json",
+            "RELAY_SECRET_KEY": SECRET_KEY,
             "PYTHONUNBUFFERED": "1",
         }
     )

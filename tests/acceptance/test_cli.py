@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.store.sqlite import SQLiteStore
+from tests.support import CIPHER
 
 from ._support import TENANT, Relay, auth, submission
 
@@ -96,7 +97,7 @@ def test_purge_removes_only_settled_results_past_retention(relay: Relay) -> None
 
 def _orphan(database: Path, *workflow_ids: str) -> None:
     async def orphan() -> None:
-        store = SQLiteStore(str(database))
+        store = SQLiteStore(str(database), cipher=CIPHER)
         await store.open()
         try:
             for workflow_id in workflow_ids:
@@ -110,13 +111,25 @@ def _orphan(database: Path, *workflow_ids: str) -> None:
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        ([], ["serve", "keys", "purge", "--version"]),
+        ([], ["serve", "keys", "secrets", "purge", "--version"]),
         (["serve"], ["--host", "--port"]),
         (["keys"], ["create", "list", "revoke"]),
         (["keys", "create"], ["--tenant", "--label"]),
         (["purge"], ["--older-than-days"]),
+        (["secrets"], ["generate", "rotate", "RELAY_SECRET_KEY_PREVIOUS", "secret.key"]),
+        (["secrets", "generate"], ["export RELAY_SECRET_KEY=$(result-relay secrets generate)"]),
+        (["secrets", "rotate"], ["RELAY_SECRET_KEY_PREVIOUS", "batches", "again"]),
     ],
-    ids=["result-relay", "serve", "keys", "keys-create", "purge"],
+    ids=[
+        "result-relay",
+        "serve",
+        "keys",
+        "keys-create",
+        "purge",
+        "secrets",
+        "secrets-generate",
+        "secrets-rotate",
+    ],
 )
 def test_help_exits_zero_and_names_the_options(
     relay: Relay, args: list[str], names: list[str]

@@ -18,7 +18,7 @@ from bot_client import RelayClient, RetryPolicy
 from service.config import Settings, load_settings
 from service.testing import DiscordEmulator, EmulatedWebhook
 from tests.conftest import Clock
-from tests.support import ACME_KEY, API_KEYS
+from tests.support import ACME_KEY, API_KEYS, SECRET_KEY
 
 with warnings.catch_warnings():
     # discord.py imports audioop, deprecated in 3.11; not ours to fix, and not worth the noise.
@@ -35,6 +35,7 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(
         database_url=f"sqlite:///{tmp_path}/relay.db",
         api_keys=API_KEYS,
+        secret_key=SECRET_KEY,
         max_body_bytes=MAX_BODY_BYTES,
         global_rps=10_000,
     )

@@ -30,6 +30,7 @@ from bot_client import (
 from service.testing import EmulatorServer, free_port
 from tests.bot_client.conftest import FAST_RETRY, OPEN_LIMITS
 from tests.bot_client.test_spool import delivered_ids
+from tests.support import SECRET_KEY
 
 pytestmark = pytest.mark.acceptance
 
@@ -58,6 +59,7 @@ class Service:
             RELAY_DISCORD_API_BASE=discord.api_base,
             RELAY_GLOBAL_RPS="10000",
             RELAY_LOG_FORMAT="json",
+            RELAY_SECRET_KEY=SECRET_KEY,
         )
         self.process: subprocess.Popen[bytes] | None = None
 

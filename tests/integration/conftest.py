@@ -11,6 +11,7 @@ import pytest
 from service.store import Store
 from service.store.sqlite import SQLiteStore
 from tests.postgres import fresh_postgres_database
+from tests.support import CIPHER
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ async def pg_empty_url() -> AsyncIterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
-        backend: Store = SQLiteStore(str(tmp_path / "contract.db"))
+        backend: Store = SQLiteStore(str(tmp_path / "contract.db"), cipher=CIPHER)
         await backend.open()
         yield backend
         await backend.close()
@@ -38,7 +39,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     from service.store.postgres import PostgresStore
 
     async with fresh_postgres_database() as url:
-        backend = PostgresStore(url)
+        backend = PostgresStore(url, cipher=CIPHER)
         await backend.open()
         yield backend
         await backend.close()

@@ -26,7 +26,7 @@ from service.store import Store
 from service.store.sqlite import SQLiteStore
 from service.testing import DiscordEmulator
 from tests.conftest import Clock
-from tests.support import ACME, OTHER, USER_ID, submission
+from tests.support import ACME, CIPHER, OTHER, USER_ID, submission
 
 from .test_delivery import attempts, fetch, submit, to
 
@@ -61,7 +61,7 @@ class FlakyStore:
 async def flaky(
     settings: Settings, tmp_path: Path, clock: Clock, emulator: DiscordEmulator
 ) -> AsyncIterator[tuple[FlakyStore, FastAPI]]:
-    store = FlakyStore(SQLiteStore(str(tmp_path / "flaky.db")))
+    store = FlakyStore(SQLiteStore(str(tmp_path / "flaky.db"), cipher=CIPHER))
     app = create_app(
         settings,
         store=store,  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from service.app import create_app
 from service.config import load_settings
 from service.delivery.worker import Worker
 from service.testing import DiscordEmulator
-from tests.support import API_KEYS
+from tests.support import API_KEYS, SECRET_KEY
 
 from .test_delivery import fetch, submit, to
 
@@ -64,7 +64,9 @@ def fill(path: Path) -> None:
 async def test_a_full_disk_after_the_send_never_posts_the_part_again(small_disk: Path) -> None:
     # given a service on a small disk, and Discord slow to answer one message
     emulator = DiscordEmulator()
-    settings = load_settings(database_url=f"sqlite:///{small_disk}/relay.db", api_keys=API_KEYS)
+    settings = load_settings(
+        database_url=f"sqlite:///{small_disk}/relay.db", api_keys=API_KEYS, secret_key=SECRET_KEY
+    )
     app = create_app(
         settings, background=False, discord_transport=httpx.ASGITransport(app=emulator.app)
     )

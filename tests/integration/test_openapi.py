@@ -17,13 +17,16 @@ from service.app import create_app, openapi_yaml
 from service.config import load_settings
 from service.testing import DiscordEmulator
 from tests.servers import serve_in_thread
-from tests.support import ACME, API_KEYS
+from tests.support import ACME, API_KEYS, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_openapi_yaml_matches_the_app(tmp_path: Path) -> None:
-    app = create_app(load_settings(database_url=f"sqlite:///{tmp_path}/x.db"), background=False)
+    app = create_app(
+        load_settings(database_url=f"sqlite:///{tmp_path}/x.db", secret_key=SECRET_KEY),
+        background=False,
+    )
     committed = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     assert committed == app.openapi(), (
         "openapi.yaml has drifted from the app: run `result-relay openapi > openapi.yaml`"
@@ -40,7 +43,7 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     unlimited = (1_000_000, 1.0)
     emulator.set_limits(webhook=unlimited, channel=unlimited, global_=unlimited)
     app = create_app(
-        load_settings(database_url=f"sqlite:///{path}", api_keys=API_KEYS),
+        load_settings(database_url=f"sqlite:///{path}", api_keys=API_KEYS, secret_key=SECRET_KEY),
         discord_transport=httpx.ASGITransport(app=emulator.app),
     )
     with serve_in_thread(app) as url:

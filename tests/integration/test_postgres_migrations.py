@@ -24,8 +24,10 @@ from tests.integration.test_sqlite_migrations import (
     check_migrated,
     expected_dead_webhooks,
     old_result_values,
+    opened_hashes,
 )
 from tests.postgres import migrate_through
+from tests.support import CIPHER
 
 asyncpg = pytest.importorskip("asyncpg")
 pytestmark = pytest.mark.postgres
@@ -44,14 +46,14 @@ async def _versions(url: str) -> list[int]:
 
 async def test_migrations_run_on_open_once(pg_empty_url: str) -> None:
     for _ in range(2):
-        store = PostgresStore(pg_empty_url)
+        store = PostgresStore(pg_empty_url, cipher=CIPHER)
         await store.open()
         await store.close()
     assert await _versions(pg_empty_url) == [m.version for m in load_migrations("postgres")]
 
 
 async def test_replicas_starting_together_migrate_once(pg_empty_url: str) -> None:
-    stores = [PostgresStore(pg_empty_url, min_size=1, max_size=2) for _ in range(4)]
+    stores = [PostgresStore(pg_empty_url, cipher=CIPHER, min_size=1, max_size=2) for _ in range(4)]
     try:
         await asyncio.gather(*(s.open() for s in stores))
         outcomes = await asyncio.gather(
@@ -64,7 +66,7 @@ async def test_replicas_starting_together_migrate_once(pg_empty_url: str) -> Non
 
 
 async def test_schema_has_every_column_the_code_writes(pg_url: str) -> None:
-    written = set(result_columns(_new("w"))) | {
+    written = set(result_columns(_new("w"), CIPHER)) | {
         "status", "orphan_reason", "next_attempt_at", "created_at", "updated_at",
     }  # fmt: skip
     assert written == set(postgres_queries.ACCEPT_COLUMNS) | {
@@ -77,7 +79,7 @@ async def test_postgres_and_sqlite_schemas_have_the_same_tables_and_columns(
     pg_url: str, tmp_path: Path
 ) -> None:
     path = str(tmp_path / "schema.db")
-    sqlite_store = SQLiteStore(path)
+    sqlite_store = SQLiteStore(path, cipher=CIPHER)
     await sqlite_store.open()
     await sqlite_store.close()
     with sqlite3.connect(path) as conn:
@@ -122,12 +124,14 @@ async def test_every_named_query_prepares_against_the_schema(pg_url: str) -> Non
 
 async def test_database_urls_pick_the_postgres_store() -> None:
     for url in ("postgresql://u@h:5432/db", "postgres://u@h/db"):
-        assert isinstance(make_store(url), PostgresStore)
+        assert isinstance(make_store(url, cipher=CIPHER), PostgresStore)
 
 
 async def test_an_unreachable_database_is_a_store_error_without_secrets() -> None:
     # A port nothing listens on, on this machine: refused at once, nothing leaves the host.
-    store = PostgresStore("postgresql://relay:s3cret-token@127.0.0.1:9/db", connect_timeout=2)
+    store = PostgresStore(
+        "postgresql://relay:s3cret-token@127.0.0.1:9/db", cipher=CIPHER, connect_timeout=2
+    )
     with pytest.raises(StoreError) as caught:
         await store.open()
     assert "s3cret" not in str(caught.value)
@@ -136,7 +140,7 @@ async def test_an_unreachable_database_is_a_store_error_without_secrets() -> Non
 
 
 async def test_text_postgres_cannot_store_is_the_callers_error(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, cipher=CIPHER)
     await store.open()
     try:
         # PostgreSQL text cannot hold NUL (JSON can, as an escape); UTF-8 has no lone surrogate
@@ -172,16 +176,15 @@ async def test_a_version_1_database_moves_its_dead_lanes_to_dead_webhooks(
     finally:
         await conn.close()
     # when the store opens it
-    store = PostgresStore(pg_empty_url)
+    store = PostgresStore(pg_empty_url, cipher=CIPHER)
     await store.open()
     try:
         # then the dead tokens are listed, every token hashed, and the lanes dead no more
         conn = await asyncpg.connect(pg_empty_url)
         try:
             dead = {tuple(r) for r in await conn.fetch("SELECT * FROM dead_webhooks")}
-            hashes = dict(
-                tuple(r)
-                for r in await conn.fetch("SELECT webhook_token, webhook_token_hash FROM results")
+            hashes = opened_hashes(
+                await conn.fetch("SELECT webhook_token, webhook_token_hash FROM results")
             )
             functions = {
                 r[0]

@@ -14,7 +14,7 @@ import pytest
 from service.domain import Destination, ResultFilter, Status
 from service.store import Store
 from tests.integration.test_store_contract import T0, deliver, new, wait_until
-from tests.support import FAKE_TOKEN, WEBHOOK_ID
+from tests.support import CIPHER, FAKE_TOKEN, SECRET_KEY, WEBHOOK_ID
 
 asyncpg = pytest.importorskip("asyncpg")
 pytestmark = pytest.mark.postgres
@@ -30,7 +30,7 @@ async def replicas(pg_url: str) -> AsyncIterator[Replicas]:
     opened: list[PostgresStore] = []
 
     async def start(n: int) -> list[PostgresStore]:
-        stores = [PostgresStore(pg_url, min_size=1, max_size=4) for _ in range(n)]
+        stores = [PostgresStore(pg_url, cipher=CIPHER, min_size=1, max_size=4) for _ in range(n)]
         for store in stores:
             await store.open()
             opened.append(store)
@@ -201,8 +201,10 @@ async def test_replicas_with_skewed_clocks_agree_on_leases(pg_url: str) -> None:
     emulator = DiscordEmulator()
     emulator.set_limits(webhook=(5, 0.4))
     hooks = [emulator.create_webhook() for _ in range(3)]
-    settings = load_settings(database_url=pg_url, lease_seconds=2.0, poll_seconds=0.1)
-    stores = [PostgresStore(pg_url, min_size=1, max_size=4) for _ in range(2)]
+    settings = load_settings(
+        database_url=pg_url, lease_seconds=2.0, poll_seconds=0.1, secret_key=SECRET_KEY
+    )
+    stores = [PostgresStore(pg_url, cipher=CIPHER, min_size=1, max_size=4) for _ in range(2)]
     clients = [make_discord_client(httpx.ASGITransport(app=emulator.app)) for _ in range(2)]
     workers = []
     for store, client, skew in zip(stores, clients, (0.0, 40.0), strict=True):

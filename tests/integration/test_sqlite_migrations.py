@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from service.domain import Destination, NewResult, Status
 from service.store import Store
 from service.store.base import result_columns, token_hash
 from service.store.migrations import load_migrations
 from service.store.sqlite import SQLiteStore, sqlite_path
+from tests.support import CIPHER
 
 
 async def test_migrations_run_on_open_once(tmp_path: Path) -> None:
     path = str(tmp_path / "m.db")
     for _ in range(2):
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, cipher=CIPHER)
         await store.open()
         await store.close()
     with sqlite3.connect(path) as conn:
@@ -26,12 +29,12 @@ async def test_migrations_run_on_open_once(tmp_path: Path) -> None:
 
 async def test_schema_has_every_column_the_code_writes(tmp_path: Path) -> None:
     path = str(tmp_path / "m.db")
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, cipher=CIPHER)
     await store.open()
     await store.close()
     hook = Destination(webhook_id="1" * 18, webhook_token="t")
     new = NewResult(tenant="t", workflow_id="w", body_hash="h", results={}, destination=hook)
-    written = set(result_columns(new)) | {
+    written = set(result_columns(new, CIPHER)) | {
         "status", "orphan_reason", "next_attempt_at", "created_at", "updated_at",
     }  # fmt: skip
     with sqlite3.connect(path) as conn:
@@ -93,6 +96,17 @@ def old_result_values(result: dict[str, object]) -> tuple[object, ...]:
     return tuple(full[name] for name in OLD_RESULT_COLUMNS)
 
 
+def opened_hashes(rows: Iterable[Sequence[Any]]) -> dict[str | None, str | None]:
+    """``(webhook_token, webhook_token_hash)`` rows as ``{clear token: hash}``; every stored
+    token must be sealed."""
+    hashes = {}
+    for sealed, hashed in rows:
+        assert sealed is None or CIPHER.is_sealed(sealed)
+        token = CIPHER.decrypt(sealed, column="results.webhook_token") if sealed else None
+        hashes[token] = hashed
+    return hashes
+
+
 def expected_dead_webhooks() -> set[tuple[str, str, str, float]]:
     """The dead list the migration makes of DEAD_LANES: one token, the later verdict."""
     return {(WEBHOOK_ID, token_hash(TOKEN), "webhook_unauthorized", 200.0)}
@@ -143,13 +157,15 @@ async def test_a_version_2_database_moves_its_dead_lanes_to_dead_webhooks(tmp_pa
         )
     conn.close()
     # when the store opens it
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, cipher=CIPHER)
     await store.open()
     try:
         # then the dead tokens are listed, every token hashed, and the lanes dead no more
         with sqlite3.connect(path) as conn:
             dead = set(conn.execute("SELECT * FROM dead_webhooks").fetchall())
-            hashes = dict(conn.execute("SELECT webhook_token, webhook_token_hash FROM results"))
+            hashes = opened_hashes(
+                conn.execute("SELECT webhook_token, webhook_token_hash FROM results")
+            )
             lane_columns = {row[1] for row in conn.execute("PRAGMA table_info(lanes)")}
         conn.close()
         assert dead == expected_dead_webhooks()
