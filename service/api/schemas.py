@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from service.api.faithful import unfaithful
 from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
 from service.domain import AttemptOutcome, DeliveredMessage, ResultRecord, Route, Status
@@ -37,11 +38,9 @@ def _webhook_url(value: str) -> str:
 
 
 def _storable(value: str) -> str:
-    # Databases refuse NUL in text, and UTF-8 cannot carry an unpaired surrogate.
-    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
-        raise PydanticCustomError(
-            "unstorable_text", "must not contain NUL characters or unpaired surrogates"
-        )
+    # Databases refuse NUL in text columns (unpaired surrogates are caught for the whole body).
+    if "\x00" in value:
+        raise PydanticCustomError("unstorable_text", "must not contain NUL characters")
     return value
 
 
@@ -76,6 +75,20 @@ def _input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_input_schema)
+
+
+class _Body(_Strict):
+    """A request body as a whole: before any field is looked at, the parsed value must be one
+    every store keeps exactly (``service.api.faithful``), whichever JSON parser produced it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _faithful(cls, data: Any) -> Any:
+        found = unfaithful(data)
+        if found is not None:
+            # The path travels in the context: the error's own location is the whole body.
+            raise PydanticCustomError(found.code, found.message, {"field": found.field()})
+        return data
 
 
 class DestinationIn(_Strict):
@@ -119,7 +132,7 @@ class MessageIn(_Strict):
     embeds: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
 
 
-class ResultCreate(_Strict):
+class ResultCreate(_Body):
     schema_rules: ClassVar = {
         "anyOf": [{"required": ["destination"]}, {"required": ["interaction"]}]
     }
@@ -142,13 +155,13 @@ class ResultCreate(_Strict):
         return self
 
 
-class RedeliverRequest(_Strict):
+class RedeliverRequest(_Body):
     destination: DestinationIn | None = Field(
         default=None, description="Deliver here instead of the result's own destination."
     )
 
 
-class DestinationCreate(_Strict):
+class DestinationCreate(_Body):
     webhook_url: WebhookUrl = Field(description="A channel webhook URL copied from Discord.")
     thread_id: Snowflake | None = Field(default=None, description="Post into this thread.")
 

@@ -78,7 +78,7 @@ INTERACTION = {
         ({"message": {"embeds": "x"}}, "invalid_message", "message.embeds"),
         ({"url": "u" * 2049}, "invalid_url", "url"),
         ({"depth": "d" * 65}, "invalid_depth", "depth"),
-        ({"depth": "a\x00b"}, "invalid_depth", "depth"),
+        ({"depth": "a\x00b"}, "unstorable_text", "depth"),
         ({"destinaton": {"webhook_url": webhook_url()}}, "unknown_field", "destinaton"),
         (
             {"destination": {"webhook_url": webhook_url(), "token": "x"}},
@@ -112,7 +112,7 @@ async def test_text_a_database_cannot_store_is_refused(client: httpx.AsyncClient
     headers = {**ACME, "Content-Type": "application/json"}
     response = await client.post("/v1/results", content=raw, headers=headers)
     assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_url"
+    assert response.json()["error"]["code"] == "unpaired_surrogate"
 
 
 async def test_missing_required_fields_are_each_reported(client: httpx.AsyncClient) -> None:
