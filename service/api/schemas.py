@@ -17,7 +17,11 @@ from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at,
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
 from service.domain import AttemptOutcome, DeliveredMessage, ResultRecord, Route, Status
 
-WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+# At least one letter or digit: ".", ".." or "---" name nothing, and a file named after one
+# (results-..json) or a path holding one would be a trap. Without look-ahead (the schema's
+# regex engines differ on it) the length bound is max_length, beside the pattern.
+WORKFLOW_ID_PATTERN = r"^[_.:-]*[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+WORKFLOW_ID_MAX_LENGTH = 128
 DESTINATION_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -55,7 +59,9 @@ WebhookUrl = Annotated[
     Field(max_length=512, json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
     AfterValidator(_webhook_url),
 ]
-WorkflowId = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN)]
+WorkflowId = Annotated[
+    str, Field(min_length=1, max_length=WORKFLOW_ID_MAX_LENGTH, pattern=WORKFLOW_ID_PATTERN)
+]
 DestinationName = Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]
 
 
