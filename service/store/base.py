@@ -63,6 +63,11 @@ class Store(ABC):
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers."""
 
+    @abstractmethod
+    async def probe_write(self) -> None:
+        """Commit a tiny write (one row, rewritten); raise :class:`StoreError` when the database
+        cannot take writes (a full disk, a read-only database) though it may still answer."""
+
     # -- results ------------------------------------------------------------------------------
     @abstractmethod
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:

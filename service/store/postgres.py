@@ -181,6 +181,9 @@ class PostgresStore(Store):
     async def ping(self) -> None:
         await self._fetchval("be reached", "SELECT 1")
 
+    async def probe_write(self) -> None:
+        await self._execute("take a write", q.PROBE_WRITE)
+
     # -- plumbing -----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str) -> AsyncIterator[Any]:
