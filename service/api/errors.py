@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, get_args
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.faithful import TOO_DEEP, TOO_DEEP_MESSAGE, UNPAIRED_SURROGATE
+from service.api.faithful import TOO_DEEP, TOO_DEEP_MESSAGE, unfaithful
 from service.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
 from service.errors import RelayError
 
@@ -60,7 +61,7 @@ def validation_code(error: dict[str, Any]) -> str:
     if kind and kind not in _PYDANTIC_TYPES:
         return kind
     if kind == "json_invalid":
-        return _json_invalid_code(str(error.get("msg", "")))
+        return _json_invalid(error).code
     if kind == "extra_forbidden":
         return "unknown_field"
     if loc and loc[0] == "query":
@@ -70,19 +71,27 @@ def validation_code(error: dict[str, Any]) -> str:
     return _FIELD_CODES.get(loc[0], "invalid_request")
 
 
-def _json_invalid_code(message: str) -> str:
-    """A parser that refuses what the value rules would refuse names the same rule, so a client
-    sees one code whichever parser read the body."""
+def _json_invalid(error: Mapping[str, Any]) -> ErrorDetail:
+    """A body the parser refused. When Python's own parser reads it, the value rules say what
+    is wrong with it and where: a parser that refuses a lone surrogate or absurd nesting by
+    itself (pydantic's does) then answers with the same code and field as one that does not."""
+    raw = error.get("input")
+    message = str(error.get("msg", "invalid"))
+    if isinstance(raw, bytes | bytearray | str):
+        try:
+            found = unfaithful(json.loads(raw))
+        except RecursionError:
+            return ErrorDetail(field="body", code=TOO_DEEP, message=TOO_DEEP_MESSAGE)
+        except ValueError:  # not JSON for Python either (UnicodeDecodeError included)
+            found = None
+        if found is not None:
+            return ErrorDetail(field=found.field(), code=found.code, message=found.message)
     if "recursion limit" in message:
-        return TOO_DEEP
-    if "surrogate" in message:
-        return UNPAIRED_SURROGATE
-    return "malformed_json"
+        return ErrorDetail(field="body", code=TOO_DEEP, message=TOO_DEEP_MESSAGE)
+    return ErrorDetail(field="body", code="malformed_json", message=message)
 
 
 def _field(error: Mapping[str, Any]) -> str:
-    if error.get("type") == "json_invalid":
-        return "body"
     context = error.get("ctx") or {}
     if isinstance(context.get("field"), str):  # a place inside the value, set by the validator
         return str(context["field"])
@@ -90,9 +99,11 @@ def _field(error: Mapping[str, Any]) -> str:
     return ".".join(str(part) for part in loc if part not in ("body", "query")) or "body"
 
 
-def _validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
+def validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
     return [
-        ErrorDetail(
+        _json_invalid(error)
+        if error.get("type") == "json_invalid"
+        else ErrorDetail(
             field=_field(error),
             code=validation_code(error),
             message=str(error.get("msg", "invalid")),
@@ -116,7 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc.errors())
+        details = validation_details(exc.errors())
         first = details[0] if details else ErrorDetail(field="body", code="invalid", message="")
         _note(request, first.code)
         message = (

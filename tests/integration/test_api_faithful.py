@@ -10,7 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from service.api.errors import validation_details
+from service.api.schemas import ResultCreate
 from service.app import create_app
 from service.config import load_settings
 from service.testing import DiscordEmulator
@@ -62,30 +65,30 @@ def raw_body(results_json: str, **fields: str) -> bytes:
     return text.encode()
 
 
-@pytest.mark.parametrize(
-    ("body", "code", "field"),
-    [
-        (raw_body('{"scores": [1, 2, NaN]}'), "non_finite_number", "results.scores.2"),
-        (raw_body('{"score": Infinity}'), "non_finite_number", "results.score"),
-        (raw_body('{"score": -Infinity}'), "non_finite_number", "results.score"),
-        (raw_body('{"note": "a\\ud800b"}'), "unpaired_surrogate", "results.note"),
-        (raw_body('{"\\udc00key": 1}'), "unpaired_surrogate", "results.\\udc00key"),
-        # the body is level 1 and results level 2: 62 more levels are allowed, not 63
-        (raw_body("[" * 63 + "]" * 63), "invalid_results", "results"),
-        (raw_body('{"a": ' + "[" * 63 + "]" * 63 + "}"), "too_deep", "results.a" + ".0" * 62),
-        (
-            raw_body("{}", message='{"content": "hi \\udbff"}'),
-            "unpaired_surrogate",
-            "message.content",
-        ),
-        (
-            raw_body("{}", message='{"embeds": [{"title": "t", "fields": [{"value": NaN}]}]}'),
-            "non_finite_number",
-            "message.embeds.0.fields.0.value",
-        ),
-        (raw_body("{}", depth='"deep\\ud800"'), "unpaired_surrogate", "depth"),
-    ],
-)
+UNFAITHFUL: list[tuple[bytes, str, str]] = [
+    (raw_body('{"scores": [1, 2, NaN]}'), "non_finite_number", "results.scores.2"),
+    (raw_body('{"score": Infinity}'), "non_finite_number", "results.score"),
+    (raw_body('{"score": -Infinity}'), "non_finite_number", "results.score"),
+    (raw_body('{"note": "a\\ud800b"}'), "unpaired_surrogate", "results.note"),
+    (raw_body('{"\\udc00key": 1}'), "unpaired_surrogate", "results.\\udc00key"),
+    # the body is level 1 and results level 2: 62 more levels are allowed, not 63
+    (raw_body("[" * 63 + "]" * 63), "invalid_results", "results"),
+    (raw_body('{"a": ' + "[" * 63 + "]" * 63 + "}"), "too_deep", "results.a" + ".0" * 62),
+    (
+        raw_body("{}", message='{"content": "hi \\udbff"}'),
+        "unpaired_surrogate",
+        "message.content",
+    ),
+    (
+        raw_body("{}", message='{"embeds": [{"title": "t", "fields": [{"value": NaN}]}]}'),
+        "non_finite_number",
+        "message.embeds.0.fields.0.value",
+    ),
+    (raw_body("{}", depth='"deep\\ud800"'), "unpaired_surrogate", "depth"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "field"), UNFAITHFUL)
 async def test_unfaithful_json_is_refused_with_the_rule_and_the_place(
     any_backend: httpx.AsyncClient, body: bytes, code: str, field: str
 ) -> None:
@@ -124,3 +127,20 @@ async def test_the_deepest_allowed_value_is_stored_and_given_back_exactly(
     assert response.status_code == 202, response.text
     stored = await any_backend.get("/v1/results/wf_1", headers=ACME)
     assert stored.json()["results"] == json.loads(results)
+
+
+@pytest.mark.parametrize(("body", "code", "field"), UNFAITHFUL)
+@pytest.mark.parametrize("parser", ["python json", "pydantic json"])
+def test_either_parser_gives_the_same_refusal(
+    body: bytes, code: str, field: str, parser: str
+) -> None:
+    # given a body with one unfaithful value, read by Python's json (FastAPI's way) or by
+    # pydantic's own parser (which refuses some of them before any validator runs)
+    # when it is validated, then the refusal names the same rule and the same place
+    with pytest.raises(ValidationError) as refused:
+        if parser == "python json":
+            ResultCreate.model_validate(json.loads(body))
+        else:
+            ResultCreate.model_validate_json(body)
+    first = validation_details(refused.value.errors())[0]
+    assert (first.code, first.field) == (code, field)
