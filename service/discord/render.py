@@ -28,9 +28,12 @@ Rendering rules (the helpers live in ``split.py``, ``embeds.py`` and ``report.py
   would need more, the bot's message is cut at a part boundary: the parts that fit are sent, the
   whole message (all of its content, then every embed as JSON) is attached as
   ``content-<id>.md``, and the last part says so ("The full text is attached as ..."). Embeds
-  that do not fit are therefore not sent as embeds; they are in that file. When even the files
-  need more parts than allowed, whole files are left out from the last (the message file, then
-  the report, then the results JSON), each with a note pointing at ``/retrieve_results``.
+  that do not fit are therefore not sent as embeds; they are in that file (which is left out,
+  with a note pointing at ``/retrieve_results``, when over ``file_limit``; it is not needed when
+  the message fits after all). Files are kept in order (results JSON, report, message copy)
+  while their parts fit within ``max_parts``; one that does not is left out whole (a chunk of a
+  JSON is no use alone), with a note pointing at ``/retrieve_results``. The notes go on the last
+  message part, whose content is kept short enough for them.
 - Payload texts are made UTF-8 encodable (surrogates from UTF-16 input joined or replaced).
 - The same inputs always give the same parts, so a worker that re-renders after a crash can skip
   the parts it already delivered.
@@ -228,9 +231,12 @@ def _message_family(workflow_id: str, bot: _BotMessage, file_limit: int) -> _Fam
     data = message_markdown(bot.raw)
     if len(data) > file_limit:
         return None
+    content = bot.raw.get("content")
+    has_text = isinstance(content, str) and content.strip()
     label = f"The full text is attached as {name}."
     if bot.embeds:
-        label = f"The full text and every embed are attached as {name}."
+        what = "The full text and every embed are" if has_text else "Every embed is"
+        label = f"{what} attached as {name}."
     return _Family([_File(Attachment(name, data, MARKDOWN_TYPE), label)], left_out=label)
 
 
