@@ -10,11 +10,13 @@ so a deep value is refused without ever recursing.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 UNPAIRED_SURROGATE = "unpaired_surrogate"
 NON_FINITE_NUMBER = "non_finite_number"
@@ -47,10 +49,8 @@ class Unfaithful:
 
 
 def _has_surrogate(text: str) -> bool:
-    # A cheap check first: almost every string is plain UTF-8-encodable text.
-    if text.isascii():
-        return False
-    return any("\ud800" <= c <= "\udfff" for c in text)
+    # isascii is the cheap answer for most strings; the search runs in C for the rest.
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def _printable(text: str) -> str:
