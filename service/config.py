@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     global_rps: float = Field(default=45.0, gt=0)
     worker_enabled: bool = Field(default=True, description="Run the delivery worker in serve.")
     worker_lanes: int = Field(default=64, ge=1, description="Lanes one process works at once.")
+    max_parts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Most Discord messages one result becomes; the rest of a long message is "
+        "attached as a file. Change it only with no result pending: a result is rendered again "
+        "after a restart, and its parts are counted by number.",
+    )
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"

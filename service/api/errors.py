@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.faithful import TOO_DEEP, TOO_DEEP_MESSAGE, unfaithful
 from service.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
 from service.errors import RelayError
 
 log = logging.getLogger(__name__)
 
-# Our own validators raise these codes; they pass through unchanged.
-_OWN_CODES = frozenset(
-    {
-        "invalid_snowflake",
-        "invalid_webhook_url",
-        "invalid_destination",
-        "missing_destination",
-    }
-)
+# Pydantic's own error types; any other type was raised by one of our validators and is already
+# the code to answer with, so no list of our codes has to be kept here.
+_PYDANTIC_TYPES = frozenset(get_args(ErrorType))
 # Where pydantic's generic error types land on a field we know, say which rule it was.
 _FIELD_CODES = {
     "workflow_id": "invalid_workflow_id",
@@ -61,10 +58,10 @@ def error_response(
 def validation_code(error: dict[str, Any]) -> str:
     kind = str(error.get("type", ""))
     loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-    if kind in _OWN_CODES:
+    if kind and kind not in _PYDANTIC_TYPES:
         return kind
     if kind == "json_invalid":
-        return "malformed_json"
+        return _json_invalid(error).code
     if kind == "extra_forbidden":
         return "unknown_field"
     if loc and loc[0] == "query":
@@ -74,16 +71,40 @@ def validation_code(error: dict[str, Any]) -> str:
     return _FIELD_CODES.get(loc[0], "invalid_request")
 
 
-def _field(loc: Sequence[Any], kind: str) -> str:
-    if kind == "json_invalid":
-        return "body"
+def _json_invalid(error: Mapping[str, Any]) -> ErrorDetail:
+    """A body the parser refused. When Python's own parser reads it, the value rules say what
+    is wrong with it and where: a parser that refuses a lone surrogate or absurd nesting by
+    itself (pydantic's does) then answers with the same code and field as one that does not."""
+    raw = error.get("input")
+    message = str(error.get("msg", "invalid"))
+    if isinstance(raw, bytes | bytearray | str):
+        try:
+            found = unfaithful(json.loads(raw))
+        except RecursionError:
+            return ErrorDetail(field="body", code=TOO_DEEP, message=TOO_DEEP_MESSAGE)
+        except ValueError:  # not JSON for Python either (UnicodeDecodeError included)
+            found = None
+        if found is not None:
+            return ErrorDetail(field=found.field(), code=found.code, message=found.message)
+    if "recursion limit" in message:
+        return ErrorDetail(field="body", code=TOO_DEEP, message=TOO_DEEP_MESSAGE)
+    return ErrorDetail(field="body", code="malformed_json", message=message)
+
+
+def _field(error: Mapping[str, Any]) -> str:
+    context = error.get("ctx") or {}
+    if isinstance(context.get("field"), str):  # a place inside the value, set by the validator
+        return str(context["field"])
+    loc = error.get("loc", ())
     return ".".join(str(part) for part in loc if part not in ("body", "query")) or "body"
 
 
-def _validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
+def validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
     return [
-        ErrorDetail(
-            field=_field(error.get("loc", ()), str(error.get("type", ""))),
+        _json_invalid(error)
+        if error.get("type") == "json_invalid"
+        else ErrorDetail(
+            field=_field(error),
             code=validation_code(error),
             message=str(error.get("msg", "invalid")),
         )
@@ -106,7 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc.errors())
+        details = validation_details(exc.errors())
         first = details[0] if details else ErrorDetail(field="body", code="invalid", message="")
         _note(request, first.code)
         message = (
@@ -118,6 +139,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):
+            # Python's json gave up on a body nested far past MAX_DEPTH: the value rule's answer.
+            _note(request, TOO_DEEP)
+            return error_response(422, TOO_DEEP, f"body: {TOO_DEEP_MESSAGE}")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         _note(request, code)
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)

@@ -12,11 +12,16 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from service.api.faithful import unfaithful
 from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
 from service.domain import AttemptOutcome, DeliveredMessage, ResultRecord, Route, Status
 
-WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+# At least one letter or digit: ".", ".." or "---" name nothing, and a file named after one
+# (results-..json) or a path holding one would be a trap. Without look-ahead (the schema's
+# regex engines differ on it) the length bound is max_length, beside the pattern.
+WORKFLOW_ID_PATTERN = r"^[_.:-]*[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+WORKFLOW_ID_MAX_LENGTH = 128
 DESTINATION_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -37,11 +42,9 @@ def _webhook_url(value: str) -> str:
 
 
 def _storable(value: str) -> str:
-    # Databases refuse NUL in text, and UTF-8 cannot carry an unpaired surrogate.
-    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
-        raise PydanticCustomError(
-            "unstorable_text", "must not contain NUL characters or unpaired surrogates"
-        )
+    # Databases refuse NUL in text columns (unpaired surrogates are caught for the whole body).
+    if "\x00" in value:
+        raise PydanticCustomError("unstorable_text", "must not contain NUL characters")
     return value
 
 
@@ -56,7 +59,9 @@ WebhookUrl = Annotated[
     Field(max_length=512, json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
     AfterValidator(_webhook_url),
 ]
-WorkflowId = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN)]
+WorkflowId = Annotated[
+    str, Field(min_length=1, max_length=WORKFLOW_ID_MAX_LENGTH, pattern=WORKFLOW_ID_PATTERN)
+]
 DestinationName = Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]
 
 
@@ -76,6 +81,20 @@ def _input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_input_schema)
+
+
+class _Body(_Strict):
+    """A request body as a whole: before any field is looked at, the parsed value must be one
+    every store keeps exactly (``service.api.faithful``), whichever JSON parser produced it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _faithful(cls, data: Any) -> Any:
+        found = unfaithful(data)
+        if found is not None:
+            # The path travels in the context: the error's own location is the whole body.
+            raise PydanticCustomError(found.code, found.message, {"field": found.field()})
+        return data
 
 
 class DestinationIn(_Strict):
@@ -119,7 +138,7 @@ class MessageIn(_Strict):
     embeds: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
 
 
-class ResultCreate(_Strict):
+class ResultCreate(_Body):
     schema_rules: ClassVar = {
         "anyOf": [{"required": ["destination"]}, {"required": ["interaction"]}]
     }
@@ -142,13 +161,13 @@ class ResultCreate(_Strict):
         return self
 
 
-class RedeliverRequest(_Strict):
+class RedeliverRequest(_Body):
     destination: DestinationIn | None = Field(
         default=None, description="Deliver here instead of the result's own destination."
     )
 
 
-class DestinationCreate(_Strict):
+class DestinationCreate(_Body):
     webhook_url: WebhookUrl = Field(description="A channel webhook URL copied from Discord.")
     thread_id: Snowflake | None = Field(default=None, description="Post into this thread.")
 

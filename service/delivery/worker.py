@@ -128,6 +128,7 @@ class Worker:
         self._lease = settings.lease_seconds
         self._poll = settings.poll_seconds
         self._max_lanes = settings.worker_lanes
+        self._max_parts = settings.max_parts
         # A small burst lets a caller that woke late catch up instead of losing its turn, and no
         # second holds more than the rate plus the burst (45 + 3 against Discord's 50): the rest
         # of the slack is for latency jitter.
@@ -372,7 +373,7 @@ class Worker:
         """Send the parts not yet delivered; False when a webhook died on the way."""
         # One rendering for every route: a switch from the follow-up to the webhook halfway
         # through neither repeats nor drops a line, and the requester is mentioned once.
-        parts = _render(record)
+        parts = _render(record, max_parts=self._max_parts)
         done = {message.part for message in record.messages}
         attempts = record.attempts
         if interrupted(record.in_flight, done):
@@ -629,7 +630,7 @@ class Worker:
             raise _Stopped
 
 
-def _render(record: ResultRecord) -> list[Part]:
+def _render(record: ResultRecord, *, max_parts: int) -> list[Part]:
     return render_result(
         workflow_id=record.workflow_id,
         results=record.results,
@@ -637,6 +638,7 @@ def _render(record: ResultRecord) -> list[Part]:
         depth=record.depth,
         message=record.message,
         mention_user_id=record.requester.user_id if record.requester else None,
+        max_parts=max_parts,
     )
 
 

@@ -24,6 +24,16 @@ Rendering rules (the helpers live in ``split.py``, ``embeds.py`` and ``report.py
   results, part 2 of 3"). JSON over the limit is cut into ``results-<id>.partKofN.json`` chunks
   that join back byte for byte; a report over the limit is left out, with a note pointing at
   ``/retrieve_results``.
+- A result becomes at most ``max_parts`` messages (``RELAY_MAX_PARTS``). When the rendering above
+  would need more, the bot's message is cut at a part boundary: the parts that fit are sent, the
+  whole message (all of its content, then every embed as JSON) is attached as
+  ``content-<id>.md``, and the last part says so ("The full text is attached as ..."). Embeds
+  that do not fit are therefore not sent as embeds; they are in that file (which is left out,
+  with a note pointing at ``/retrieve_results``, when over ``file_limit``; it is not needed when
+  the message fits after all). Files are kept in order (results JSON, report, message copy)
+  while their parts fit within ``max_parts``; one that does not is left out whole (a chunk of a
+  JSON is no use alone), with a note pointing at ``/retrieve_results``. The notes go on the last
+  message part, whose content is kept short enough for them.
 - Payload texts are made UTF-8 encodable (surrogates from UTF-16 input joined or replaced).
 - The same inputs always give the same parts, so a worker that re-renders after a crash can skip
   the parts it already delivered.
@@ -32,7 +42,7 @@ Rendering rules (the helpers live in ``split.py``, ``embeds.py`` and ``report.py
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +52,14 @@ from service.discord.report import (
     chunk_bytes,
     has_long_text,
     markdown_report,
+    message_markdown,
     results_json,
     safe_stem,
 )
 from service.discord.snowflake import is_snowflake
 from service.discord.split import FENCE, clamp, fence_state, split_content
 
+DEFAULT_MAX_PARTS = 10
 JSON_TYPE = "application/json"
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -72,6 +84,26 @@ class _File:
     label: str  # what an extra part carrying this file says about it
 
 
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """Files that only make sense together (the chunks of one JSON), and what to say instead
+    when they have to be left out."""
+
+    files: list[_File]
+    left_out: str
+
+
+@dataclass(frozen=True, slots=True)
+class _BotMessage:
+    content: str  # trimmed, with the mention in front when there is one
+    embeds: list[Embed]  # cleaned to what Discord takes
+    raw: Mapping[str, Any]  # as the bot sent it, for the attached copy
+
+
+def _retrieve(workflow_id: str) -> str:
+    return clamp(f"/retrieve_results workflow_id:{workflow_id}", 300)[0]
+
+
 def render_result(
     *,
     workflow_id: str,
@@ -81,21 +113,40 @@ def render_result(
     message: Mapping[str, Any] | None,
     mention_user_id: str | None = None,
     file_limit: int = LIMITS.file_size,
+    max_parts: int = DEFAULT_MAX_PARTS,
 ) -> list[Part]:
     """The ordered messages that deliver one result (see the module docstring for the rules)."""
     if file_limit < 1:
         raise ValueError("file_limit must be at least one byte")
+    if max_parts < 1:
+        raise ValueError("max_parts must be at least one")
     mention = mention_user_id if mention_user_id and is_snowflake(mention_user_id) else None
     summary, whole = summary_embed(workflow_id=workflow_id, results=results, url=url, depth=depth)
-    bodies, cut = _bot_message(message, mention)
-    if not bodies:
-        bodies = [{"embeds": [summary]}]
-        if mention:
-            bodies[0] = {"content": f"<@{mention}>", **bodies[0]}
-    files, notes = _files(workflow_id, results, url, depth, file_limit, with_json=cut or not whole)
+    bot, cut = _bot_message(message, mention)
+    families, notes = _files(
+        workflow_id, results, url, depth, file_limit, with_json=cut or not whole
+    )
+    bodies = _bodies(bot, LIMITS.content) if bot else [_summary_body(summary, mention)]
     for note in notes:
         _add_note(bodies, note)
-    groups = _group_files(files, file_limit)
+    parts = _parts(bodies, _group_files(_flat(families), file_limit), mention)
+    if len(parts) <= max_parts:
+        return parts
+    return _bounded(workflow_id, bot, summary, families, notes, mention, file_limit, max_parts)
+
+
+def _flat(families: Iterable[_Family]) -> list[_File]:
+    return [f for family in families for f in family.files]
+
+
+def _summary_body(summary: Embed, mention: str | None) -> dict[str, Any]:
+    return {"content": f"<@{mention}>", "embeds": [summary]} if mention else {"embeds": [summary]}
+
+
+def _parts(
+    bodies: list[dict[str, Any]], groups: list[list[_File]], mention: str | None
+) -> list[Part]:
+    """Bodies in order, the first file group on the last one, each further group a part."""
     payloads: list[tuple[dict[str, Any], list[_File]]] = [(body, []) for body in bodies]
     if groups:
         payloads[-1] = (bodies[-1], groups[0])
@@ -106,13 +157,96 @@ def render_result(
     ]
 
 
+def _bounded(
+    workflow_id: str,
+    bot: _BotMessage | None,
+    summary: Embed,
+    families: list[_Family],
+    notes: list[str],
+    mention: str | None,
+    file_limit: int,
+    max_parts: int,
+) -> list[Part]:
+    """The rendering in at most ``max_parts`` parts (see the module docstring)."""
+    notes = list(notes)
+    message_file = _message_family(workflow_id, bot, file_limit) if bot else None
+    if message_file is not None:
+        families = [*families, message_file]
+    # Whole files, in order, while they fit: a part of a JSON is no use without the rest.
+    kept: list[_Family] = []
+    for family in families:
+        if len(_group_files(_flat([*kept, family]), file_limit)) <= max_parts:
+            kept.append(family)
+        elif family is message_file:
+            message_file = None  # the note below says where the text is instead
+        else:
+            notes.append(family.left_out)
+    families = kept
+    groups = _group_files(_flat(families), file_limit)
+    room = max_parts - max(len(groups) - 1, 0)
+    if bot is None:
+        bodies = [_summary_body(summary, mention)]
+    else:
+        told = (
+            message_file.files[0].label
+            if message_file is not None
+            else "The full text did not fit; it is retrievable from the service: "
+            f"`{_retrieve(workflow_id)}`"
+        )
+        # Parts are cut short enough that the note always fits on whichever is last.
+        note = _joined([*notes, told])
+        bodies = _bodies(bot, LIMITS.content - len(note) - len(_NOTE_GAP) - len(FENCE) - 1)
+        if len(bodies) > room:
+            bodies = bodies[:room]
+            notes.append(told)
+        elif message_file is not None:
+            # Everything fits after all: the copy is not needed, and its room goes to the rest.
+            groups = _group_files(_flat(f for f in families if f is not message_file), file_limit)
+    if notes:
+        _close_with_note(bodies, _joined(notes))
+    return _parts(bodies, groups, mention)
+
+
+_NOTE_GAP = "\n\n"
+_NOTE_LIMIT = 1500  # leaves room for at least some of the message on the part that carries it
+
+
+def _joined(notes: list[str]) -> str:
+    return clamp(" ".join(notes), _NOTE_LIMIT)[0]
+
+
+def _close_with_note(bodies: list[dict[str, Any]], note: str) -> None:
+    """Ends the last body's content with ``note``, closing a code block left open first."""
+    last = bodies[-1]
+    content = last.get("content", "")
+    if content and fence_state(content) is not None:
+        content += "\n" + FENCE
+    combined = f"{content}{_NOTE_GAP}{note}".strip() if content else note
+    bodies[-1] = {"content": combined, **{k: v for k, v in last.items() if k != "content"}}
+
+
+def _message_family(workflow_id: str, bot: _BotMessage, file_limit: int) -> _Family | None:
+    """The bot's whole message as a Markdown file, for when not all of it fits in the parts."""
+    name = f"content-{safe_stem(workflow_id)}.md"
+    data = message_markdown(bot.raw)
+    if len(data) > file_limit:
+        return None
+    content = bot.raw.get("content")
+    has_text = isinstance(content, str) and content.strip()
+    label = f"The full text is attached as {name}."
+    if bot.embeds:
+        what = "The full text and every embed are" if has_text else "Every embed is"
+        label = f"{what} attached as {name}."
+    return _Family([_File(Attachment(name, data, MARKDOWN_TYPE), label)], left_out=label)
+
+
 def _bot_message(
     message: Mapping[str, Any] | None, mention: str | None
-) -> tuple[list[dict[str, Any]], bool]:
-    """The bot's message as bodies (empty when it has nothing to show), and whether anything of
-    it was cut or dropped."""
+) -> tuple[_BotMessage | None, bool]:
+    """The bot's message cleaned for Discord (``None`` when it has nothing to show), and whether
+    anything of it was cut or dropped."""
     if message is None:
-        return [], False
+        return None, False
     raw_content = message.get("content")
     content = raw_content.strip() if isinstance(raw_content, str) else ""
     cut = raw_content is not None and not isinstance(raw_content, str)
@@ -126,18 +260,24 @@ def _bot_message(
         if embed is not None:
             embeds.append(embed)
     if not content and not embeds:
-        return [], cut
+        return None, cut
     if mention:
         tag = f"<@{mention}>"
         if not content.startswith(tag):
             # On a line of its own before a code block, so the fence still opens a line.
             content = tag + ("\n" if content.startswith(FENCE) else " ") + content
-    bodies: list[dict[str, Any]] = [{"content": c} for c in split_content(content.strip())]
-    groups = pack_embeds(embeds)
+    return _BotMessage(content=content.strip(), embeds=embeds, raw=message), cut
+
+
+def _bodies(bot: _BotMessage, limit: int) -> list[dict[str, Any]]:
+    """The bot's message as bodies: content split at ``limit``, then the embeds, the first
+    group riding on the last content part."""
+    bodies: list[dict[str, Any]] = [{"content": c} for c in split_content(bot.content, limit)]
+    groups = pack_embeds([dict(e) for e in bot.embeds])
     if groups and bodies:
         bodies[-1]["embeds"] = groups.pop(0)
     bodies += [{"embeds": group} for group in groups]
-    return bodies, cut
+    return bodies
 
 
 def _files(
@@ -148,13 +288,15 @@ def _files(
     file_limit: int,
     *,
     with_json: bool,
-) -> tuple[list[_File], list[str]]:
+) -> tuple[list[_Family], list[str]]:
     """The attachments in order (JSON or its chunks, then the report) and notes for content."""
     stem = safe_stem(workflow_id)
-    files: list[_File] = []
+    retrieve = _retrieve(workflow_id)
+    families: list[_Family] = []
     notes: list[str] = []
     if with_json:
         data = results_json(results)
+        files: list[_File] = []
         if len(data) <= file_limit:
             files.append(_File(Attachment(f"results-{stem}.json", data, JSON_TYPE), "Full results"))
         else:
@@ -165,18 +307,21 @@ def _files(
                 files.append(
                     _File(Attachment(name, chunk, JSON_TYPE), f"Full results, part {k} of {n}")
                 )
+        left_out = f"The full results do not fit here; they are retrievable: `{retrieve}`"
+        families.append(_Family(files, left_out))
     if has_long_text(results):
         report = markdown_report(workflow_id=workflow_id, results=results, url=url, depth=depth)
+        too_large = (
+            "The readable report is too large to attach. The full result is retrievable "
+            f"from the service: `{retrieve}`"
+        )
         if len(report) <= file_limit:
             name = f"report-{stem}.md"
-            files.append(_File(Attachment(name, report, MARKDOWN_TYPE), "Readable report"))
+            file = _File(Attachment(name, report, MARKDOWN_TYPE), "Readable report")
+            families.append(_Family([file], too_large))
         else:
-            retrieve = clamp(f"/retrieve_results workflow_id:{workflow_id}", 300)[0]
-            notes.append(
-                "The readable report is too large to attach. The full result is retrievable "
-                f"from the service: `{retrieve}`"
-            )
-    return files, notes
+            notes.append(too_large)
+    return families, notes
 
 
 def _add_note(bodies: list[dict[str, Any]], note: str) -> None:

@@ -118,3 +118,18 @@ def markdown_report(
             continue  # already the report's heading
         _section(out, key, value, 2)
     return ("\n".join(out).rstrip() + "\n").encode("utf-8", "backslashreplace")
+
+
+def message_markdown(message: Mapping[str, Any]) -> bytes:
+    """A bot's whole message as Markdown, for when it does not fit in the parts: the content as
+    sent, then every embed as fenced JSON (nothing cleaned or cut)."""
+    content = message.get("content")
+    out = [content if isinstance(content, str) else "", ""]
+    if content is not None and not isinstance(content, str):
+        out = _fenced(json.dumps(content, indent=2, ensure_ascii=False, default=str), "json")
+    embeds = message.get("embeds")
+    items = embeds if isinstance(embeds, list) else [] if embeds is None else [embeds]
+    for k, embed in enumerate(items, 1):
+        out += ["", f"## Embed {k} of {len(items)}", ""]
+        out += _fenced(json.dumps(embed, indent=2, ensure_ascii=False, default=str), "json")
+    return ("\n".join(out).rstrip() + "\n").encode("utf-8", "backslashreplace")

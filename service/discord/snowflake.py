@@ -9,16 +9,20 @@ INTERACTION_TOKEN_LIFETIME_S = 15 * 60
 
 
 def _below_2_64() -> str:
-    """A regular expression for 17-20 digits below 2^64, so the API schema can say it too."""
+    """A regular expression for 17-20 digits below 2^64 with no leading zero, so the API schema
+    can say it too. A leading zero is refused, not dropped: ``0123...`` and ``123...`` would be
+    one id under two spellings, and a lane or a dead mark keyed by the text would miss it."""
     top = str(2**64 - 1)
     lower = []
     for i, digit in enumerate(top):
-        if digit == "0":
+        first = 1 if i == 0 else 0
+        if int(digit) <= first:
             continue
-        smaller = "0" if digit == "1" else f"[0-{int(digit) - 1}]"
+        below = int(digit) - 1
+        smaller = str(first) if below == first else f"[{first}-{below}]"
         rest = len(top) - i - 1
         lower.append(top[:i] + smaller + (f"[0-9]{{{rest}}}" if rest else ""))
-    return "|".join(["[0-9]{17,19}", *lower, top])
+    return "|".join(["[1-9][0-9]{16,18}", *lower, top])
 
 
 SNOWFLAKE_PATTERN = f"^(?:{_below_2_64()})$"
@@ -26,7 +30,8 @@ _SNOWFLAKE = re.compile(SNOWFLAKE_PATTERN)
 
 
 def is_snowflake(value: str) -> bool:
-    """True for 17-20 decimal digits below 2^64, the only shape Discord hands out."""
+    """True for 17-20 decimal digits below 2^64 without a leading zero, the only shape Discord
+    hands out."""
     return _SNOWFLAKE.match(value) is not None
 
 

@@ -19,6 +19,7 @@ DISCORD_HOSTS = frozenset(
 )
 _PATH = re.compile(r"/api(?:/v(?:6|7|8|9|10))?/webhooks/(?P<id>[0-9]+)/(?P<token>[^/]+)/?")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{60,100}")
+_UNCLEAN = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 # The same rules as one expression, for the API schema (parse_webhook_url says which rule failed).
 WEBHOOK_URL_PATTERN = (
     r"^https://(?:discord\.com|ptb\.discord\.com|canary\.discord\.com|discordapp\.com)"
@@ -48,8 +49,12 @@ class WebhookRef:
 @functools.lru_cache(maxsize=4096)  # validation and intake both parse each submitted URL
 def parse_webhook_url(text: str) -> WebhookRef:
     """Parse a pasted webhook URL, or raise :class:`WebhookUrlError` saying which rule failed."""
+    if _UNCLEAN.search(text):
+        # urlsplit quietly drops tabs and newlines anywhere and control characters in front, so
+        # what it parsed would not be the text sent (nor what the published pattern allows).
+        raise WebhookUrlError("webhook_url must not contain spaces or control characters")
     try:
-        parts = urlsplit(text.strip())
+        parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise WebhookUrlError("webhook_url is not a valid URL") from exc

@@ -102,6 +102,11 @@ class Store(ABC):
         else (another replica doing the same) is left to them. Idempotent; returns how many
         values it changed. Raises :class:`CipherError` for a value no configured key opens."""
 
+    @abstractmethod
+    async def probe_write(self) -> None:
+        """Commit a tiny write (one row, rewritten); raise :class:`StoreError` when the database
+        cannot take writes (a full disk, a read-only database) though it may still answer."""
+
     # -- results ------------------------------------------------------------------------------
     @abstractmethod
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:

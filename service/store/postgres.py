@@ -214,6 +214,9 @@ class PostgresStore(Store):
                     break
         return changed
 
+    async def probe_write(self) -> None:
+        await self._execute("take a write", q.PROBE_WRITE)
+
     # -- plumbing -----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str) -> AsyncIterator[Any]:

@@ -364,3 +364,5 @@ PAUSED_UNTIL: Final = "SELECT paused_until FROM fleet WHERE id = 1"
 # The server's clock as it reads now (clock_timestamp, not the transaction's now()).
 DATABASE_TIME: Final = "SELECT extract(epoch FROM clock_timestamp())::float8"
 LISTEN: Final = f"LISTEN {WORK_CHANNEL}"
+# A real write for readiness; it commits on its own, so it fails whenever a write would.
+PROBE_WRITE: Final = "UPDATE write_probe SET probes = probes + 1 WHERE id = 1"

@@ -110,6 +110,12 @@ class SQLiteStore(Store):
                     break
         return changed
 
+    async def probe_write(self) -> None:
+        # Through the group commit like every write, so it fails exactly when they would.
+        await self._write(
+            lambda c: c.execute("UPDATE write_probe SET probes = probes + 1 WHERE id = 1")
+        )
+
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
         columns = result_columns(new, self._cipher)

@@ -31,6 +31,10 @@ INTERACTION = {
         ({"workflow_id": "has space"}, "invalid_workflow_id", "workflow_id"),
         ({"workflow_id": "x" * 129}, "invalid_workflow_id", "workflow_id"),
         ({"workflow_id": "wf/1"}, "invalid_workflow_id", "workflow_id"),
+        ({"workflow_id": "."}, "invalid_workflow_id", "workflow_id"),
+        ({"workflow_id": ".."}, "invalid_workflow_id", "workflow_id"),
+        ({"workflow_id": "---"}, "invalid_workflow_id", "workflow_id"),
+        ({"workflow_id": "_:.-"}, "invalid_workflow_id", "workflow_id"),
         ({"workflow_id": 12}, "invalid_workflow_id", "workflow_id"),
         ({"results": [1, 2]}, "invalid_results", "results"),
         ({"results": "text"}, "invalid_results", "results"),
@@ -56,6 +60,31 @@ INTERACTION = {
             "invalid_snowflake",
             "destination.thread_id",
         ),
+        (
+            {"destination": {"webhook_url": webhook_url().replace("/api/", "/a\tpi/")}},
+            "invalid_webhook_url",
+            "destination.webhook_url",
+        ),
+        (
+            {"destination": {"webhook_url": webhook_url() + "\n"}},
+            "invalid_webhook_url",
+            "destination.webhook_url",
+        ),
+        (
+            {"destination": {"webhook_url": webhook_url(webhook_id="0" + "1" * 17)}},
+            "invalid_webhook_url",
+            "destination.webhook_url",
+        ),
+        (
+            {"destination": {"webhook_url": webhook_url(), "thread_id": "0" + "1" * 18}},
+            "invalid_snowflake",
+            "destination.thread_id",
+        ),
+        (
+            {"requester": {"channel_id": "0" + "1" * 17}},
+            "invalid_snowflake",
+            "requester.channel_id",
+        ),
         ({"destination": {"name": "no spaces allowed"}}, "invalid_destination", "destination.name"),
         ({"requester": {"user_id": "abc"}}, "invalid_snowflake", "requester.user_id"),
         ({"requester": {"guild_id": "1" * 21}}, "invalid_snowflake", "requester.guild_id"),
@@ -78,7 +107,7 @@ INTERACTION = {
         ({"message": {"embeds": "x"}}, "invalid_message", "message.embeds"),
         ({"url": "u" * 2049}, "invalid_url", "url"),
         ({"depth": "d" * 65}, "invalid_depth", "depth"),
-        ({"depth": "a\x00b"}, "invalid_depth", "depth"),
+        ({"depth": "a\x00b"}, "unstorable_text", "depth"),
         ({"destinaton": {"webhook_url": webhook_url()}}, "unknown_field", "destinaton"),
         (
             {"destination": {"webhook_url": webhook_url(), "token": "x"}},
@@ -112,7 +141,7 @@ async def test_text_a_database_cannot_store_is_refused(client: httpx.AsyncClient
     headers = {**ACME, "Content-Type": "application/json"}
     response = await client.post("/v1/results", content=raw, headers=headers)
     assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_url"
+    assert response.json()["error"]["code"] == "unpaired_surrogate"
 
 
 async def test_missing_required_fields_are_each_reported(client: httpx.AsyncClient) -> None:
@@ -164,3 +193,13 @@ async def test_refusals_never_echo_a_token(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/results", json=body, headers=ACME)
     assert response.status_code == 422
     assert token not in response.text
+
+
+async def test_a_snowflake_filter_with_a_leading_zero_is_refused(client: httpx.AsyncClient) -> None:
+    # given a requester id spelled with a leading zero
+    # when results are listed by it, then it is refused rather than read as another id
+    response = await client.get(
+        "/v1/results", params={"requester_id": "0" + "1" * 17}, headers=ACME
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_snowflake"

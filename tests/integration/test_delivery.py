@@ -96,6 +96,30 @@ async def test_large_result_goes_with_attachments_and_nothing_is_refused(
     assert_discord_saw_no_misbehaviour(emulator)
 
 
+async def test_a_huge_message_arrives_as_at_most_max_parts_messages_with_the_rest_attached(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
+) -> None:
+    # given a bot message that would once have become some 280 Discord messages
+    hook = emulator.create_webhook()
+    content = "\n".join(f"line {i} " + "text " * 60 for i in range(1700))
+    embeds = [{"title": f"embed {i}", "description": "d" * 50} for i in range(100)]
+    await submit(client, to(hook, "wf_huge", message={"content": content, "embeds": embeds}))
+    # when the worker delivers it (RELAY_MAX_PARTS is 10 by default)
+    await worker.drain()
+    # then Discord received ten messages, the last saying where the rest is, with the whole
+    # message attached; the store holds ten delivered parts
+    received = emulator.messages(hook.id)
+    assert len(received) == 10
+    files = {a.filename: a.data for m in received for a in m.attachments}
+    copy = files["content-wf_huge.md"].decode()
+    assert copy.startswith(content) and copy.count("## Embed ") == 100
+    assert "attached as content-wf_huge.md" in (received[-1].content or "")
+    record = await fetch(client, "wf_huge")
+    assert record["status"] == "delivered"
+    assert [m["part"] for m in record["messages"]] == list(range(10))
+    assert_discord_saw_no_misbehaviour(emulator)
+
+
 async def test_transient_errors_are_retried_then_delivered(
     client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
 ) -> None:

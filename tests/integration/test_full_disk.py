@@ -94,3 +94,35 @@ async def test_a_full_disk_after_the_send_never_posts_the_part_again(small_disk:
     assert emulator.counters.total_requests == 1
     assert record["status"] == "delivered"
     assert record["messages"][0]["message_id"] == message.id
+
+
+async def _readiness(client: httpx.AsyncClient) -> tuple[int, str]:
+    response = await client.get("/readyz")
+    return response.status_code, response.json()["checks"]["store"]
+
+
+async def test_readiness_is_503_while_the_disk_is_full_and_recovers(small_disk: Path) -> None:
+    # given a ready service on a small disk holding a result
+    emulator = DiscordEmulator()
+    settings = load_settings(
+        database_url=f"sqlite:///{small_disk}/relay.db", api_keys=API_KEYS, secret_key=SECRET_KEY
+    )
+    app = create_app(
+        settings, background=False, discord_transport=httpx.ASGITransport(app=emulator.app)
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            await submit(client, to(emulator.create_webhook(), "wf_before"))
+            assert await _readiness(client) == (200, "ok")
+            # when the disk fills up
+            fill(small_disk / "filler")
+            full = await _readiness(client)
+            still_readable = await fetch(client, "wf_before")
+            # and space comes back
+            (small_disk / "filler").unlink()
+            recovered = await _readiness(client)
+    # then readiness said so while reads kept working, and is ready again after
+    assert full == (503, "read_only")
+    assert still_readable["workflow_id"] == "wf_before"
+    assert recovered == (200, "ok")

@@ -27,6 +27,7 @@ from service.store import Store
 from service.store.sqlite import SQLiteStore
 from tests.support import (
     APPLICATION_ID,
+    CIPHER,
     FAKE_TOKEN,
     INTERACTION_ID,
     INTERACTION_TOKEN,
@@ -611,3 +612,35 @@ async def test_a_result_settled_meanwhile_is_not_revived(store: Store) -> None:
     record = await store.get_result("acme", "wf")
     assert record is not None
     assert (record.status, record.orphan_reason) == (Status.ORPHANED, "operator")
+
+
+async def test_the_write_probe_commits_on_a_writable_store(store: Store) -> None:
+    # given a healthy store, when readiness probes it twice, then both writes commit
+    await store.probe_write()
+    await store.probe_write()
+
+
+@pytest.mark.postgres
+async def test_the_write_probe_fails_on_a_read_only_postgres_database(pg_url: str) -> None:
+    import asyncpg
+
+    from service.errors import StoreError
+    from service.store.postgres import PostgresStore
+
+    # given a store whose database turns read-only after it opened (as a standby or an
+    # operator's default_transaction_read_only would make it)
+    store = PostgresStore(pg_url, cipher=CIPHER)
+    await store.open()
+    try:
+        admin = await asyncpg.connect(pg_url)
+        name = await admin.fetchval("SELECT current_database()")
+        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        await admin.close()
+        assert store._pool is not None
+        await store._pool.expire_connections()  # new sessions pick the setting up
+        # when probed, then reads still work but the write probe is a store error
+        await store.ping()
+        with pytest.raises(StoreError):
+            await store.probe_write()
+    finally:
+        await store.close()

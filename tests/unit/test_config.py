@@ -29,6 +29,14 @@ def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.max_body_bytes == 25 * 1024 * 1024
     assert (settings.retention_days, settings.interaction_margin_seconds) == (30, 60)
     assert (settings.global_rps, settings.max_attempts) == (45, 12)
+    assert settings.max_parts == 10
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "101", "ten"])
+def test_max_parts_must_be_a_sensible_count(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("RELAY_MAX_PARTS", value)
+    with pytest.raises(ValidationError, match="max_parts"):
+        load_settings()
 
 
 def test_api_keys_parse_to_key_tenant_pairs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -434,6 +434,77 @@ def test_file_limit_must_be_positive() -> None:
         render(SHORT, file_limit=0)
 
 
+# -- at most max_parts messages --------------------------------------------------------------------
+
+
+def test_content_past_max_parts_goes_whole_into_an_attached_file() -> None:
+    # given bot content that would take about 250 messages
+    content = "\n\n".join(f"Paragraph {i}: " + "lorem ipsum " * 160 for i in range(250))
+    # when it is rendered with the default limit of ten parts
+    parts = render(SHORT, {"content": content}, mention_user_id=USER)
+    # then there are ten parts, the text in them is the start of the content, the whole content
+    # is attached, and the last part says so
+    assert_sendable(parts)
+    assert len(parts) == 10
+    name = f"content-{STEM}.md"
+    assert files_named(parts)[name].decode() == content.rstrip() + "\n"
+    shown = "".join(p.payload["content"] for p in parts)
+    assert f"The full text is attached as {name}." in parts[-1].payload["content"]
+    assert "Paragraph 0: lorem" in shown
+    assert "Paragraph 249" not in shown
+    assert parts[0].payload["content"].startswith(f"<@{USER}>")
+
+
+def test_content_that_fits_in_max_parts_gets_no_copy() -> None:
+    content = "\n\n".join("word " * 300 for _ in range(5))  # three parts or so
+    parts = render(SHORT, {"content": content})
+    assert 1 < len(parts) <= 10
+    assert not any(name.startswith("content-") for name in files_named(parts))
+
+
+def test_embeds_past_max_parts_are_in_the_attached_file_not_in_more_parts() -> None:
+    # given a message of 150 embeds (15 parts of 10)
+    embeds = [{"title": f"Embed {i}", "description": "d" * 100} for i in range(150)]
+    # when rendered in at most four parts
+    parts = render(SHORT, {"content": "Here they are", "embeds": embeds}, max_parts=4)
+    # then four parts carry forty embeds, and every embed is in the attached file
+    assert_sendable(parts)
+    assert len(parts) == 4
+    sent = [e["title"] for p in parts for e in p.payload.get("embeds", [])]
+    assert sent == [f"Embed {i}" for i in range(40)]
+    text = files_named(parts)[f"content-{STEM}.md"].decode()
+    assert text.count("## Embed ") == 150 and '"title": "Embed 149"' in text
+    assert f"every embed are attached as content-{STEM}.md" in parts[-1].payload["content"]
+
+
+def test_a_copy_too_large_to_attach_is_pointed_at_instead() -> None:
+    content = "word " * 3000
+    parts = render(SHORT, {"content": content}, max_parts=2, file_limit=5000)
+    assert_sendable(parts, 5000)
+    assert len(parts) <= 2
+    assert not any(name.startswith("content-") for name in files_named(parts))
+    assert f"/retrieve_results workflow_id:{WF}" in parts[-1].payload["content"]
+
+
+def test_files_needing_more_parts_than_allowed_are_left_out_whole_with_a_note() -> None:
+    # given results whose JSON takes five chunks of a small file limit
+    results = {"items": [{"id": i, "text": "x" * 80} for i in range(100)]}
+    chunked = render(results, file_limit=3000)
+    assert len(chunked) == 5
+    # when rendered in at most four parts
+    parts = render(results, max_parts=4, file_limit=3000)
+    # then it is one part without any chunk (a part of the JSON is no use), saying where it is
+    assert_sendable(parts, 3000)
+    assert len(parts) == 1
+    assert files_named(parts) == {}
+    assert f"/retrieve_results workflow_id:{WF}" in parts[0].payload["content"]
+
+
+def test_max_parts_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_parts"):
+        render(SHORT, max_parts=0)
+
+
 # -- determinism -----------------------------------------------------------------------------------
 
 
@@ -528,6 +599,7 @@ _message = st.none() | st.fixed_dictionaries(
     file_limit=st.integers(300, 6000),
     url=st.none() | st.sampled_from([URL, "http://[::1"]) | _text,
     depth=st.none() | _text,
+    max_parts=st.integers(1, 12),
 )
 def test_any_result_and_message_render_to_sendable_parts(
     results: dict[str, Any],
@@ -537,6 +609,7 @@ def test_any_result_and_message_render_to_sendable_parts(
     file_limit: int,
     url: str | None,
     depth: str | None,
+    max_parts: int,
 ) -> None:
     parts = render_result(
         workflow_id=workflow_id,
@@ -546,8 +619,10 @@ def test_any_result_and_message_render_to_sendable_parts(
         message=message,
         mention_user_id=mention,
         file_limit=file_limit,
+        max_parts=max_parts,
     )
     assert_sendable(parts, file_limit)
+    assert len(parts) <= max_parts
     for i, part in enumerate(parts):
         mentions = part.payload["allowed_mentions"]
         assert mentions["parse"] == []
@@ -558,7 +633,7 @@ def test_any_result_and_message_render_to_sendable_parts(
             assert mentions == {"parse": []}
         json.dumps(part.payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
         for f in part.files:
-            assert re.fullmatch(r"(results|report)-[A-Za-z0-9_.-]+\.(json|md)", f.filename)
+            assert re.fullmatch(r"(results|report|content)-[A-Za-z0-9_.-]+\.(json|md)", f.filename)
     chunks = [f.content for p in parts for f in p.files if f.filename.startswith("results-")]
     if chunks:
         assert b"".join(chunks) == results_json(results)
@@ -570,4 +645,5 @@ def test_any_result_and_message_render_to_sendable_parts(
         message=message,
         mention_user_id=mention,
         file_limit=file_limit,
+        max_parts=max_parts,
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from service.discord.snowflake import (
+    SNOWFLAKE_PATTERN,
     interaction_expires_at,
     is_snowflake,
     snowflake_at,
@@ -24,10 +27,17 @@ from service.discord.snowflake import (
         ("12345678901234567a", False),
         ("-12345678901234567", False),
         ("", False),
+        ("0" + "1" * 16, False),  # leading zeros: one id must have one spelling
+        ("0" + "1" * 19, False),
+        ("0" * 17, False),
+        ("01844674407370955161", False),
+        ("10000000000000000", True),
     ],
 )
 def test_snowflake_shape(value: str, ok: bool) -> None:
     assert is_snowflake(value) is ok
+    # the pattern the API publishes says the same
+    assert (re.fullmatch(SNOWFLAKE_PATTERN, value) is not None) is ok
 
 
 def test_snowflake_time_matches_discords_documented_example() -> None:

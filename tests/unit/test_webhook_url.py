@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from service.discord.webhook_url import (
+    WEBHOOK_URL_PATTERN,
     WebhookUrlError,
     mask_webhook_tokens,
     parse_webhook_url,
@@ -29,6 +32,7 @@ from tests.support import FAKE_TOKEN, WEBHOOK_ID, webhook_url
     ],
 )
 def test_discord_webhook_urls_are_accepted(url: str) -> None:
+    assert re.fullmatch(WEBHOOK_URL_PATTERN, url) is not None
     ref = parse_webhook_url(url)
     assert ref.webhook_id in url
     assert ref.token in url
@@ -54,7 +58,18 @@ def test_discord_webhook_urls_are_accepted(url: str) -> None:
         (webhook_url(token="a" * 59), "token"),
         (webhook_url(token="a" * 101), "token"),
         (webhook_url(token="a" * 67 + "="), "token"),
-        ("not a url", "https"),
+        (webhook_url(webhook_id="0" + "1" * 17), "snowflake"),  # a leading zero
+        (webhook_url(webhook_id="0" * 18), "snowflake"),
+        (webhook_url()[:8] + "\t" + webhook_url()[8:], "control characters"),
+        (webhook_url()[:30] + "\n" + webhook_url()[30:], "control characters"),
+        (webhook_url()[:30] + "\r" + webhook_url()[30:], "control characters"),
+        (webhook_url() + "\n", "control characters"),
+        ("\x01" + webhook_url(), "control characters"),
+        (" " + webhook_url(), "spaces"),
+        (webhook_url() + "\x7f", "control characters"),
+        (webhook_url() + "\u0085", "control characters"),
+        ("not a url", "spaces"),
+        ("notaurl", "https"),
         ("https://[::1/api", "valid URL"),
     ],
 )
@@ -62,6 +77,8 @@ def test_each_broken_rule_is_named(url: str, rule: str) -> None:
     with pytest.raises(WebhookUrlError) as caught:
         parse_webhook_url(url)
     assert rule in str(caught.value)
+    # the pattern published in the API description refuses it too
+    assert re.fullmatch(WEBHOOK_URL_PATTERN, url) is None
 
 
 def test_refusals_never_repeat_the_token() -> None:
