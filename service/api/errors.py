@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from service.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
 from service.errors import RelayError
@@ -45,6 +47,14 @@ def documented(description: str) -> dict[str, Any]:
 
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: documented("Missing or invalid API key")}
+# What the middleware and the store may answer to any route that takes a body.
+BODY_REFUSALS: dict[int | str, dict[str, Any]] = {
+    408: documented("The body did not arrive within RELAY_BODY_TIMEOUT_SECONDS (`body_timeout`)"),
+    503: documented(
+        "`overloaded`: too many bodies in flight, retry after `Retry-After` seconds; "
+        "`store_unavailable`: the database cannot be reached. Nothing was stored"
+    ),
+}
 
 
 def error_response(
@@ -121,6 +131,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         _note(request, code)
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> Response:
+        # The client went away mid-body, or the body guard refused it and answers itself: no
+        # one reads this answer, and it is no server error.
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

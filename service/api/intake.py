@@ -16,13 +16,13 @@ from service.store import Store
 
 def body_hash(payload: ResultCreate) -> str:
     """Same hash for the same submission, whatever its key order or whitespace."""
-    canonical = json.dumps(
-        payload.model_dump(mode="json", exclude_none=True),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    fields = payload.model_dump(mode="json", exclude_none=True, exclude={"results"})
+    # Parsed from JSON, the results already are what mode="json" would make of them: dumping
+    # them again would copy megabytes of objects to hash the very same text.
+    fields["results"] = payload.results
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # surrogatepass: a lone surrogate (a 422 by the schema's rules) must not make hashing fail.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def resolve_destination(
@@ -54,14 +54,16 @@ async def resolve_destination(
 
 
 async def submit_result(
-    *, store: Store, tenant: str, payload: ResultCreate, now: float
+    *, store: Store, tenant: str, payload: ResultCreate, digest: str, now: float
 ) -> AcceptOutcome:
+    """Accept ``payload`` whose :func:`body_hash` is ``digest`` (computed by the caller, off the
+    event loop for a large body)."""
     interaction = payload.interaction
     requester = payload.requester
     new = NewResult(
         tenant=tenant,
         workflow_id=payload.workflow_id,
-        body_hash=body_hash(payload),
+        body_hash=digest,
         results=payload.results,
         url=payload.url,
         depth=payload.depth,

@@ -427,6 +427,7 @@ def record_from_row(row: Row, messages: Sequence[Row]) -> ResultRecord:
 
 def accepted_record(
     columns: dict[str, Any],
+    new: NewResult,
     *,
     status: Status,
     orphan_reason: str | None,
@@ -434,9 +435,12 @@ def accepted_record(
     now: float,
 ) -> ResultRecord:
     """The record of a result just inserted from ``columns`` (:func:`result_columns`), built
-    without reading it back: nothing has happened to it yet."""
+    without reading it back: nothing has happened to it yet. The results and message are the
+    submission's own objects, not decoded again from the JSON just encoded."""
     row = {
         **columns,
+        "results": new.results,
+        "message": new.message,
         "status": status,
         "orphan_reason": orphan_reason,
         "next_attempt_at": next_attempt_at,

@@ -238,6 +238,7 @@ class PostgresStore(Store):
                     self._owe_wake()
                 record = accepted_record(
                     columns,
+                    new,
                     status=Status(row["status"]),
                     orphan_reason=row["orphan_reason"],
                     next_attempt_at=row["next_attempt_at"],
