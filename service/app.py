@@ -93,10 +93,11 @@ def create_app(
     # The middleware added last runs outermost: the log line covers every refusal, and the key
     # is checked before the body guard reserves, waits for or reads a byte of the body.
     count_error = services.metrics.request_errors.labels
+    app.state.body_budget = budget = ByteBudget(settings.max_inflight_bytes)
     app.add_middleware(
         BodyGuardMiddleware,
         max_bytes=settings.max_body_bytes,
-        budget=ByteBudget(settings.max_inflight_bytes),
+        budget=budget,
         timeout=settings.body_timeout_seconds,
         on_error=lambda code: count_error(code).inc(),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from service.api.schemas import DestinationIn, ResultCreate
 from service.discord.outcome import Disposition
@@ -11,6 +10,7 @@ from service.discord.sender import Sender
 from service.discord.webhook_url import parse_webhook_url
 from service.domain import AcceptOutcome, Destination, Interaction, NewResult, Requester
 from service.errors import DiscordUnavailable, InvalidRequest
+from service.jsonpieces import json_pieces
 from service.store import Store
 
 
@@ -20,9 +20,13 @@ def body_hash(payload: ResultCreate) -> str:
     # Parsed from JSON, the results already are what mode="json" would make of them: dumping
     # them again would copy megabytes of objects to hash the very same text.
     fields["results"] = payload.results
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    # surrogatepass: a lone surrogate (a 422 by the schema's rules) must not make hashing fail.
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256()
+    # In pieces: the canonical text is never held whole, and a worker thread hashing megabytes
+    # lets the event loop run between them. surrogatepass: a lone surrogate (a 422 by the
+    # schema's rules) must not make hashing fail.
+    for piece in json_pieces(fields, sort_keys=True):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 async def resolve_destination(

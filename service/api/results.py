@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import TypeAdapter
 
 from service.api.body import json_body, off_loop, read_body, validate_json
 from service.api.deps import CallerDep
@@ -44,8 +45,12 @@ def _parse_submission(raw: bytearray, content_type: str | None) -> tuple[ResultC
     return payload, body_hash(payload)
 
 
-def _public_json(record: ResultRecord) -> str:
-    return public_from_record(record).model_dump_json()
+_PUBLIC = TypeAdapter(ResultPublic)
+
+
+def _public_json(record: ResultRecord) -> bytes:
+    # Bytes straight away: model_dump_json's str would be encoded again, a second copy.
+    return _PUBLIC.dump_json(public_from_record(record))
 
 
 @router.post(

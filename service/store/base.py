@@ -35,6 +35,7 @@ from service.domain import (
     Status,
 )
 from service.errors import Conflict, InvalidRequest
+from service.jsonpieces import json_pieces
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +498,9 @@ def attempt_from_row(row: Row) -> Attempt:
 
 
 def _dumps(value: Any) -> str:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # In pieces, so that encoding a large result in the writer thread does not hold the GIL
+    # (and stop the event loop) for the whole of it.
+    text = "".join(json_pieces(value))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

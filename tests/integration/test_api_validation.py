@@ -140,7 +140,15 @@ async def test_interaction_alone_is_a_valid_destination(client: httpx.AsyncClien
         (b"", "missing_body"),
         (b"[1, 2]", "invalid_body"),
         (b'"text"', "invalid_body"),
+        (b'{"workflow_id": "wf", "results": {"x": NaN}}', "malformed_json"),
+        (b'{"workflow_id": "wf", "results": {"x": Infinity}}', "malformed_json"),
+        (b'{"workflow_id": "wf", "results": {"x": -Infinity}}', "malformed_json"),
+        (
+            b'{"workflow_id": "wf", "results": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+            "malformed_json",
+        ),
     ],
+    ids=["not-json", "empty", "array", "string", "nan", "infinity", "minus-infinity", "deep"],
 )
 async def test_malformed_bodies_are_refused_clearly(
     client: httpx.AsyncClient, content: bytes, code: str
