@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 
 from service.api.deps import CallerDep
-from service.api.errors import UNAUTHORIZED, documented
+from service.api.errors import UNAUTHORIZED, body_refusals, documented
 from service.api.intake import check_webhook
 from service.api.schemas import (
     DESTINATION_NAME_PATTERN,
@@ -42,7 +42,7 @@ def _public(destination: Destination) -> DestinationPublic:
     responses={
         200: {"model": DestinationPublic, "description": "Replaced an existing destination"},
         422: documented("Invalid URL, or Discord refused it"),
-        503: documented("Discord could not be asked right now"),
+        **body_refusals("; `discord_unavailable`: Discord could not be asked right now"),
     },
 )
 async def put_destination(

@@ -46,15 +46,27 @@ def documented(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: documented("Missing or invalid API key")}
-# What the middleware and the store may answer to any route that takes a body.
-BODY_REFUSALS: dict[int | str, dict[str, Any]] = {
-    408: documented("The body did not arrive within RELAY_BODY_TIMEOUT_SECONDS (`body_timeout`)"),
-    503: documented(
-        "`overloaded`: too many bodies in flight, retry after `Retry-After` seconds; "
-        "`store_unavailable`: the database cannot be reached. Nothing was stored"
-    ),
+_STORE_DOWN = "`store_unavailable`: the database cannot be reached; nothing was changed"
+# Every /v1 route: the key is checked (against stored keys too) before anything else.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: documented("Missing or invalid API key"),
+    503: documented(_STORE_DOWN),
 }
+
+
+def body_refusals(unavailable: str = "") -> dict[int | str, dict[str, Any]]:
+    """What the body guard (and the store) may answer to a route that takes a body;
+    ``unavailable`` names the route's own other reason for a 503."""
+    return {
+        408: documented(
+            "`body_timeout`: the body did not arrive within RELAY_BODY_TIMEOUT_SECONDS"
+        ),
+        413: documented("`payload_too_large`: the body is over RELAY_MAX_BODY_BYTES"),
+        503: documented(
+            "`overloaded`: too many request bodies in flight, retry after `Retry-After` "
+            f"seconds; {_STORE_DOWN}{unavailable}"
+        ),
+    }
 
 
 def error_response(

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from service.api.body import json_body, off_loop, read_body, validate_json
 from service.api.deps import CallerDep
-from service.api.errors import BODY_REFUSALS, UNAUTHORIZED, documented
+from service.api.errors import UNAUTHORIZED, body_refusals, documented
 from service.api.intake import body_hash, resolve_destination, revive_if_working, submit_result
 from service.api.schemas import (
     AttemptPublic,
@@ -61,9 +61,8 @@ def _public_json(record: ResultRecord) -> bytes:
     responses={
         200: {"model": ResultPublic, "description": "The same body was submitted before"},
         409: documented("The workflow_id exists with another body"),
-        413: documented("The body is over RELAY_MAX_BODY_BYTES"),
         422: documented("A field breaks a rule; `code` names it"),
-        **BODY_REFUSALS,
+        **body_refusals(),
     },
     openapi_extra=json_body(ResultCreate),
 )
@@ -173,6 +172,7 @@ async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
         **_not_found,
         409: documented("The target webhook is dead for its token (Discord still refuses it)"),
         422: documented("The destination is invalid"),
+        **body_refusals(),
     },
 )
 async def redeliver_result(
