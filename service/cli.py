@@ -152,7 +152,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.memory import return_large_buffers
 
+    return_large_buffers()
     uvicorn.run(
         create_app(settings),
         host=args.host,

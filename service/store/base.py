@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -497,13 +498,14 @@ def attempt_from_row(row: Row) -> Attempt:
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _dumps(value: Any) -> str:
     # In pieces, so that encoding a large result in the writer thread does not hold the GIL
     # (and stop the event loop) for the whole of it.
     text = "".join(json_pieces(value))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if _SURROGATE.search(text):  # a search, not an encode: no second copy of megabytes
         # A lone surrogate (JSON "\ud83d" decodes to one) has no UTF-8 form and neither driver
         # can store it; as an escape it loads back to the very same string.
         return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
