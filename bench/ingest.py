@@ -2,8 +2,9 @@
 
     python bench/ingest.py [--seconds 10] [--concurrency 32] [--database-url sqlite:///...]
 
-Starts one ``result-relay serve`` on a free 127.0.0.1 port with a temporary SQLite database (or
-the one given), then, against that one server, measures two phases, each after a short warm-up:
+Starts one ``result-relay serve`` on a free 127.0.0.1 port with a temporary SQLite database (or,
+for a ``postgresql://`` URL, a database created on that server and dropped after), then, against
+that one server, measures two phases, each after a short warm-up:
 
 * ``GET /healthz``: the cost of the HTTP stack alone (uvicorn, FastAPI, middleware, access log);
 * ``POST /v1/results`` with ~1 KB results and unique workflow ids: validation, hashing, one
@@ -318,7 +319,11 @@ class BigResult:
 
 def run_big(args: argparse.Namespace) -> BigResult:
     env = {"RELAY_WORKER_ENABLED": "false"}
-    with _common.running_server(args.database_url, env) as server:
+    # A database of its own (a PostgreSQL URL names the server, not the database to fill).
+    with (
+        _common.fresh_database(args.database_url) as database_url,
+        _common.running_server(database_url, env) as server,
+    ):
         pid = server.process.pid
         probe = socket.create_connection((server.host, server.port))
         probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -495,7 +500,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--processes", type=int, default=1, help="client processes")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
-    parser.add_argument("--database-url", help="default: a temporary SQLite database")
+    parser.add_argument(
+        "--database-url",
+        help="default: a temporary SQLite database; with postgresql://, a database created "
+        "on that server for each part and dropped after",
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument(
         "--skip-big", action="store_true", help="leave out the four concurrent 24 MB uploads"
@@ -507,8 +516,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # Ingest alone: the delivery worker is off (Discord is unreachable here anyway, and futile
     # retries would bill their CPU to the POST phase). A delivery bench measures the worker.
-    with _common.running_server(args.database_url, {"RELAY_WORKER_ENABLED": "false"}) as server:
-        results = [] if args.big_only else [run_phase(server, p, args) for p in (HEALTHZ, POST)]
+    results: list[PhaseResult] = []
+    if not args.big_only:
+        with (
+            _common.fresh_database(args.database_url) as database_url,
+            _common.running_server(database_url, {"RELAY_WORKER_ENABLED": "false"}) as server,
+        ):
+            results = [run_phase(server, phase, args) for phase in (HEALTHZ, POST)]
     if results:
         _print(results, args)
     big = None if args.skip_big else run_big(args)
