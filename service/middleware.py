@@ -65,9 +65,10 @@ async def refuse(
     message: str,
     headers: list[tuple[bytes, bytes]] | None = None,
     on_error: Callable[[str], None] | None = None,
+    close: bool = True,
 ) -> None:
-    """Answer an error before (or instead of) the app, and close the connection: whatever is
-    left of the body is never read."""
+    """Answer an error before (or instead of) the app; ``close`` the connection when a body may
+    be left unread, so that it never is read."""
     scope.setdefault("state", {})["error_code"] = code
     if on_error is not None:
         on_error(code)
@@ -79,7 +80,7 @@ async def refuse(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *([(b"connection", b"close")] if close else []),
                 *(headers or []),
             ],
         }
@@ -119,7 +120,11 @@ class AuthFirstMiddleware:
             tenant = await self.authenticator.tenant_for(authorization)
         except RelayError as exc:
             extra = [(b"www-authenticate", b"Bearer")] if exc.status_code == 401 else []
-            await refuse(scope, send, exc.status_code, exc.code, exc.message, extra, self.on_error)
+            declared, chunked = _body_headers(scope)
+            has_body = chunked or (declared is not None and declared != 0)
+            await refuse(
+                scope, send, exc.status_code, exc.code, exc.message, extra, self.on_error, has_body
+            )
             return
         scope.setdefault("state", {})["tenant"] = tenant
         await self.app(scope, receive, send)

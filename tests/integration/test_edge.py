@@ -229,6 +229,14 @@ async def test_budget_is_given_back_however_a_request_ends(
     assert await stored(client) == ["wf_ok"]
 
 
+async def test_unauthenticated_request_without_a_body_keeps_its_connection(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/v1/results")
+    assert response.status_code == 401
+    assert "connection" not in response.headers
+
+
 async def test_refusals_are_counted_by_code(app: FastAPI, client: httpx.AsyncClient) -> None:
     await client.post("/v1/results", content=b"{}")
     slow = Exchange(app, length=100)
