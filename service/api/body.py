@@ -122,11 +122,32 @@ def validate_json(model: type[M], raw: bytearray, content_type: str | None) -> M
         ) from None
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` that documents ``model`` as the route's required JSON body."""
+def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` that documents ``model`` as the route's JSON body, described as FastAPI
+    describes a body parameter (an optional one may also be ``null``)."""
     _documented.append(model)
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+    schema: dict[str, Any] = {"$ref": f"#/components/schemas/{model.__name__}"}
+    if not required:
+        schema = {"anyOf": [schema, {"type": "null"}], "title": "Body"}
+    body: dict[str, Any] = {"content": {"application/json": {"schema": schema}}}
+    return {"requestBody": {"required": True, **body} if required else body}
+
+
+async def parsed_body(request: Request, model: type[M]) -> M:
+    """The request's body as ``model``: read after the key was checked, validated off the loop
+    when large."""
+    raw = await read_body(request)
+    content_type = request.headers.get("content-type")
+    return await off_loop(len(raw), validate_json, model, raw, content_type)
+
+
+async def optional_body(request: Request, model: type[M]) -> M | None:
+    """As :func:`parsed_body`, but no body at all (or ``null``) is None."""
+    raw = await read_body(request)
+    if not raw or raw.strip() == b"null":
+        return None
+    content_type = request.headers.get("content-type")
+    return await off_loop(len(raw), validate_json, model, raw, content_type)
 
 
 def document_bodies(openapi: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import TypeAdapter
 
-from service.api.body import json_body, off_loop, read_body, validate_json
+from service.api.body import json_body, off_loop, optional_body, read_body, validate_json
 from service.api.deps import CallerDep
 from service.api.errors import UNAUTHORIZED, body_refusals, documented
 from service.api.intake import body_hash, resolve_destination, revive_if_working, submit_result
@@ -174,11 +174,11 @@ async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
         422: documented("The destination is invalid"),
         **body_refusals(),
     },
+    openapi_extra=json_body(RedeliverRequest, required=False),
 )
-async def redeliver_result(
-    workflow_id: str, caller: CallerDep, body: RedeliverRequest | None = None
-) -> ResultPublic:
+async def redeliver_result(workflow_id: str, request: Request, caller: CallerDep) -> ResultPublic:
     """All parts are sent again (earlier attempts stay in the history)."""
+    body = await optional_body(request, RedeliverRequest)
     store, tenant = caller.store, caller.tenant
     existing = await store.get_result(tenant, workflow_id)
     if existing is None:

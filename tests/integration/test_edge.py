@@ -244,3 +244,37 @@ async def test_refusals_are_counted_by_code(app: FastAPI, client: httpx.AsyncCli
     text = (await client.get("/metrics")).text
     assert 'relay_request_errors_total{code="unauthorized"} 1.0' in text
     assert 'relay_request_errors_total{code="body_timeout"} 1.0' in text
+
+
+BODY_ROUTES = [
+    ("POST", "/v1/results"),
+    ("PUT", "/v1/destinations/ops"),
+    ("POST", "/v1/results/wf_any/redeliver"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+async def test_every_body_route_checks_the_key_first_and_reads_json_the_same_way(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    # given a malformed body
+    headers = {"Content-Type": "application/json"}
+    # when it is sent without a key, then with one
+    anonymous = await client.request(method, path, content=b"{not json", headers=headers)
+    known = await client.request(method, path, content=b"{not json", headers={**headers, **ACME})
+    # then the first is refused for the key, the second for the JSON
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "unauthorized"
+    assert known.status_code == 422
+    assert known.json()["error"]["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize("content", [b"", b"null"], ids=["no-body", "null"])
+async def test_redeliver_without_a_destination_goes_where_it_went(
+    client: httpx.AsyncClient, content: bytes
+) -> None:
+    await client.post("/v1/results", content=body_of_size("wf_again", 600), headers=ACME)
+    headers = {**ACME, "Content-Type": "application/json"}
+    response = await client.post("/v1/results/wf_again/redeliver", content=content, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["destination"]["webhook_id"] is not None
