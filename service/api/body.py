@@ -1,9 +1,10 @@
 """Reading a JSON request body by hand, after the API key was checked: parsed and validated off
 the event loop when it is large, with the same 422 codes FastAPI's own body parsing gives.
 
-FastAPI reads and parses a declared body parameter before any dependency runs, on the event
-loop. ``POST /v1/results`` takes bodies of up to 25 MiB, so it reads its body itself; the route
-documents the body with :func:`json_body` and the app adds the schemas with
+FastAPI reads and parses a declared body parameter on the event loop, before any dependency
+runs. Bodies here may be 25 MiB, so the routes that take one read it themselves
+(:func:`parsed_body`, :func:`optional_body`, or ``POST /v1/results`` with :func:`validate_json`);
+each documents its body with :func:`json_body`, and the app adds the schemas with
 :func:`document_bodies`.
 """
 
