@@ -2,12 +2,18 @@
 
     python bench/ingest.py [--seconds 10] [--concurrency 32] [--database-url sqlite:///...]
 
-Starts one ``result-relay serve`` on a free 127.0.0.1 port with a temporary SQLite database (or
-the one given), then, against that one server, measures two phases, each after a short warm-up:
+Starts one ``result-relay serve`` on a free 127.0.0.1 port with a temporary SQLite database (or,
+for a ``postgresql://`` URL, a database created on that server and dropped after), then, against
+that one server, measures two phases, each after a short warm-up:
 
 * ``GET /healthz``: the cost of the HTTP stack alone (uvicorn, FastAPI, middleware, access log);
 * ``POST /v1/results`` with ~1 KB results and unique workflow ids: validation, hashing, one
-  durable group commit (WAL, ``synchronous=FULL``) per batch, and the 202 body.
+  durable group commit (WAL, ``synchronous=FULL``) per batch, and the 202 body;
+* heavy clients, on a fresh server of their own: four concurrent ~24 MB submissions (retried
+  after ``Retry-After`` when the service answers 503 ``overloaded``), while ``GET /healthz`` is
+  asked every 10 ms on its own connection. It prints the server's peak RSS (``VmHWM``) against
+  its RSS before the uploads, and the ``/healthz`` latencies meanwhile: the event loop must
+  stay free while megabytes are parsed, hashed, stored and answered.
 
 It prints each rate, latency p50/p99, the CPU the server and the client used, and the ratio
 POST/healthz: how much of the HTTP stack's throughput survives a durable accept. The delivery
@@ -37,16 +43,21 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import socket
 import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import _common
 from _common import BENCH_API_KEY, RawConnection, Server, percentile, raw_request
 
 RESULT_BYTES = 1024
+BIG_BYTES = 24 * 1024 * 1024
+BIG_UPLOADS = 4
+HEALTHZ_EVERY = 0.01  # seconds between /healthz probes during the big uploads
 START_MARGIN = 0.2  # seconds between "everyone is connected" and the first request
 
 
@@ -220,6 +231,161 @@ async def _httpx_sender(job: ClientJob) -> Any:
     return send
 
 
+# -- heavy clients: four concurrent 24 MB submissions ---------------------------------------
+
+
+def _big_body(workflow_id: str) -> bytes:
+    """~24 MB shaped like a long analysis: half a transcript, half many small records (the
+    records cost far more memory once parsed than their JSON does)."""
+    segment = {"start": 12.5, "end": 17.25, "speaker": "SPEAKER_01", "text": "lorem ipsum " * 6}
+    one = len(json.dumps(segment)) + 2
+    segments = [segment] * (BIG_BYTES // 2 // one)
+    body = {
+        "workflow_id": workflow_id,
+        "results": {"summary": "big", "transcript": "", "segments": segments},
+        "destination": {
+            "webhook_url": "https://discord.com/api/webhooks/112233445566778899/" + "B" * 68
+        },
+    }
+    body["results"]["transcript"] = "t" * (BIG_BYTES - len(json.dumps(body)))  # type: ignore[index]
+    return json.dumps(body).encode()
+
+
+def _upload_main(host: str, port: int, tag: str, out: Any) -> None:
+    out.put(asyncio.run(_uploads(host, port, tag)))
+
+
+async def _uploads(host: str, port: int, tag: str) -> dict[str, Any]:
+    """POST the big bodies at once; each retries after Retry-After on 503 ``overloaded``."""
+    hostport = f"{host}:{port}"
+    headers = {"Authorization": f"Bearer {BENCH_API_KEY}", "Content-Type": "application/json"}
+
+    async def upload(index: int) -> tuple[int, int, float]:
+        raw = raw_request("POST", "/v1/results", hostport, headers, _big_body(f"{tag}-{index}"))
+        refusals = 0
+        start = time.monotonic()
+        while True:
+            connection = await RawConnection.open(host, port)
+            try:
+                status, _, retry_after = await _request_reading_retry_after(connection, raw)
+            finally:
+                await connection.close()
+            if status != 503:
+                return status, refusals, time.monotonic() - start
+            refusals += 1
+            await asyncio.sleep(retry_after)
+
+    outcomes = await asyncio.gather(*(upload(i) for i in range(BIG_UPLOADS)))
+    return {
+        "statuses": [o[0] for o in outcomes],
+        "refusals": sum(o[1] for o in outcomes),
+        "seconds": max(o[2] for o in outcomes),
+    }
+
+
+async def _request_reading_retry_after(
+    connection: RawConnection, raw: bytes
+) -> tuple[int, bytes, float]:
+    # A refusal may come (and the connection close) before the whole body is written.
+    connection.writer.write(raw)
+    head = await connection.reader.readuntil(b"\r\n\r\n")
+    status, length, retry_after = int(head[9:12]), 0, 1.0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+        elif name.lower() == b"retry-after":
+            retry_after = float(value)
+    body = await connection.reader.readexactly(length) if length else b""
+    return status, body, retry_after
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+@dataclass
+class BigResult:
+    rss_before_mb: float
+    peak_rss_mb: float
+    statuses: list[int]
+    refusals: int
+    seconds: float
+    healthz: list[float]
+
+
+def run_big(args: argparse.Namespace) -> BigResult:
+    env = {"RELAY_WORKER_ENABLED": "false"}
+    # A database of its own (a PostgreSQL URL names the server, not the database to fill).
+    with (
+        _common.fresh_database(args.database_url) as database_url,
+        _common.running_server(database_url, env) as server,
+    ):
+        pid = server.process.pid
+        probe = socket.create_connection((server.host, server.port))
+        probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        request = raw_request("GET", "/healthz", f"{server.host}:{server.port}", {})
+        reader = probe.makefile("rb")
+
+        def healthz() -> float:
+            t0 = time.monotonic()
+            probe.sendall(request)
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            return time.monotonic() - t0
+
+        for _ in range(50):  # warm the route and the connection
+            healthz()
+        rss_before = _rss_kib(pid, "VmRSS")
+        context = mp.get_context("spawn")
+        out = context.Queue()
+        uploader = context.Process(
+            target=_upload_main,
+            args=(server.host, server.port, f"big-{uuid.uuid4().hex[:8]}", out),
+            daemon=True,
+        )
+        uploader.start()
+        latencies: list[float] = []
+        while uploader.is_alive() and out.empty():
+            latencies.append(healthz())
+            time.sleep(HEALTHZ_EVERY)
+        report = out.get(timeout=600)
+        uploader.join(10)
+        peak = _rss_kib(pid, "VmHWM")
+        probe.close()
+    return BigResult(
+        rss_before_mb=rss_before / 1024,
+        peak_rss_mb=peak / 1024,
+        statuses=report["statuses"],
+        refusals=report["refusals"],
+        seconds=report["seconds"],
+        healthz=sorted(latencies),
+    )
+
+
+def _print_big(big: BigResult) -> None:
+    print(
+        f"{BIG_UPLOADS} concurrent {BIG_BYTES / 2**20:.0f} MiB submissions: statuses "
+        f"{sorted(big.statuses)}, {big.refusals} refusal(s) retried, all answered in "
+        f"{big.seconds:.1f} s"
+    )
+    print(
+        f"peak RSS {big.peak_rss_mb:.0f} MB (before the uploads {big.rss_before_mb:.0f} MB; "
+        f"target < 400 MB)"
+    )
+    p50, p99 = (percentile(big.healthz, q) * 1000 for q in (50, 99))
+    print(
+        f"/healthz meanwhile: {len(big.healthz)} probes, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {big.healthz[-1] * 1000:.1f} ms (target p99 < 100 ms)"
+    )
+
+
 # -- orchestration ---------------------------------------------------------------------------
 
 
@@ -334,19 +500,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--processes", type=int, default=1, help="client processes")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
-    parser.add_argument("--database-url", help="default: a temporary SQLite database")
+    parser.add_argument(
+        "--database-url",
+        help="default: a temporary SQLite database; with postgresql://, a database created "
+        "on that server for each part and dropped after",
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--skip-big", action="store_true", help="leave out the four concurrent 24 MB uploads"
+    )
+    parser.add_argument("--big-only", action="store_true", help="only the 24 MB uploads")
     args = parser.parse_args(argv)
     if not 1 <= args.processes <= args.concurrency:
         parser.error("--processes must be between 1 and --concurrency")
 
     # Ingest alone: the delivery worker is off (Discord is unreachable here anyway, and futile
     # retries would bill their CPU to the POST phase). A delivery bench measures the worker.
-    with _common.running_server(args.database_url, {"RELAY_WORKER_ENABLED": "false"}) as server:
-        results = [run_phase(server, phase, args) for phase in (HEALTHZ, POST)]
-    _print(results, args)
+    results: list[PhaseResult] = []
+    if not args.big_only:
+        with (
+            _common.fresh_database(args.database_url) as database_url,
+            _common.running_server(database_url, {"RELAY_WORKER_ENABLED": "false"}) as server,
+        ):
+            results = [run_phase(server, phase, args) for phase in (HEALTHZ, POST)]
+    if results:
+        _print(results, args)
+    big = None if args.skip_big else run_big(args)
+    if big is not None:
+        _print_big(big)
     if any(r.errors for r in results):
         print("some requests failed: see the errors column", file=sys.stderr)
+        return 1
+    if big is not None and any(status != 202 for status in big.statuses):
+        print("a big submission was not accepted", file=sys.stderr)
         return 1
     return 0
 

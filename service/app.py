@@ -15,9 +15,15 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from service import __version__
 from service.api import destinations, health, results
+from service.api.body import document_bodies
 from service.api.errors import install_error_handlers
 from service.config import Settings
-from service.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from service.middleware import (
+    AccessLogMiddleware,
+    AuthFirstMiddleware,
+    BodyGuardMiddleware,
+    ByteBudget,
+)
 from service.services import build_services
 from service.store import Store
 
@@ -72,6 +78,7 @@ def create_app(
         static_url="/docs/assets",
     )
     app.state.services = services
+    app.openapi = lambda: document_bodies(FastAPI.openapi(app))  # type: ignore[method-assign]
     app.include_router(results.router)
     app.include_router(destinations.router)
     app.include_router(health.router)
@@ -86,7 +93,21 @@ def create_app(
         response_class=PlainTextResponse,
         description="Metrics in the Prometheus text format.",
     )
-    # The middleware added last runs outermost: the log line covers 413s from the body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # The middleware added last runs outermost: the log line covers every refusal, and the key
+    # is checked before the body guard reserves, waits for or reads a byte of the body.
+    count_error = services.metrics.request_errors.labels
+    app.state.body_budget = budget = ByteBudget(settings.max_inflight_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_bytes=settings.max_body_bytes,
+        budget=budget,
+        timeout=settings.body_timeout_seconds,
+        on_error=lambda code: count_error(code).inc(),
+    )
+    app.add_middleware(
+        AuthFirstMiddleware,
+        authenticator=services.auth,
+        on_error=lambda code: count_error(code).inc(),
+    )
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -250,7 +250,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.memory import return_large_buffers
 
+    return_large_buffers()
     check_port_free(args.host, args.port)
 
     async def preflight(store: Store) -> None:

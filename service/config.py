@@ -28,6 +28,17 @@ class Settings(BaseSettings):
         description="Static API keys as 'tenant:key,tenant2:key2' (key -> tenant once parsed).",
     )
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    # Room for two bodies of the largest size at once, plus every small one arriving meanwhile:
+    # a body parsed into Python objects costs several times its bytes, so this bound (with the
+    # copies the intake avoids) is what keeps the process's memory flat under heavy clients.
+    max_inflight_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Request body bytes received or held at once, all requests together.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest a request body may take to arrive."
+    )
     retention_days: float = Field(default=30, gt=0)
     purge_interval_seconds: float = Field(default=3600, gt=0)
     max_attempts: int = Field(default=12, ge=1)
@@ -124,6 +135,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RELAY_API_KEYS: holds a placeholder key ('change-me'): set real keys, or "
                 "RELAY_ENVIRONMENT=development for a local trial"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_body_fits_in_flight(self) -> Self:
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ValueError(
+                "RELAY_MAX_INFLIGHT_BYTES must be at least RELAY_MAX_BODY_BYTES, or a body of "
+                "the largest size could never be accepted"
             )
         return self
 

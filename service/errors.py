@@ -7,7 +7,10 @@ RelayError
 ├── Unauthorized        401
 ├── InvalidRequest      422  (a field breaks a rule; ``code`` names the rule)
 ├── PayloadTooLarge     413
-└── StoreError          503  (the database cannot be reached or refused the work)
+├── BodyTimeout         408  (the body did not arrive within RELAY_BODY_TIMEOUT_SECONDS)
+├── Overloaded          503  (bodies in flight are at RELAY_MAX_INFLIGHT_BYTES; retry later)
+├── StoreError          503  (the database cannot be reached or refused the work)
+└── DiscordUnavailable  503
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ class InvalidRequest(RelayError):
 class PayloadTooLarge(RelayError):
     status_code = 413
     code = "payload_too_large"
+
+
+class BodyTimeout(RelayError):
+    status_code = 408
+    code = "body_timeout"
+
+
+class Overloaded(RelayError):
+    status_code = 503
+    code = "overloaded"
 
 
 class StoreError(RelayError):

@@ -49,10 +49,14 @@ async def _caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Caller:
     services: Services = request.app.state.services
-    tenant = await services.auth.tenant_for(
-        f"{credentials.scheme} {credentials.credentials}" if credentials else None
-    )
-    request.state.tenant = tenant
+    # AuthFirstMiddleware checked the key before the body was read; this is for an app without
+    # it (and keeps the bearer scheme in the OpenAPI description).
+    tenant: str | None = getattr(request.state, "tenant", None)
+    if tenant is None:
+        tenant = await services.auth.tenant_for(
+            f"{credentials.scheme} {credentials.credentials}" if credentials else None
+        )
+        request.state.tenant = tenant
     return Caller(tenant=tenant, services=services)
 
 

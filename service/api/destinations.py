@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
+from service.api.body import json_body, parsed_body
 from service.api.deps import CallerDep
-from service.api.errors import UNAUTHORIZED, documented
+from service.api.errors import UNAUTHORIZED, body_refusals, documented
 from service.api.intake import check_webhook
 from service.api.schemas import (
     DESTINATION_NAME_PATTERN,
@@ -42,13 +43,15 @@ def _public(destination: Destination) -> DestinationPublic:
     responses={
         200: {"model": DestinationPublic, "description": "Replaced an existing destination"},
         422: documented("Invalid URL, or Discord refused it"),
-        503: documented("Discord could not be asked right now"),
+        **body_refusals("; `discord_unavailable`: Discord could not be asked right now"),
     },
+    openapi_extra=json_body(DestinationCreate),
 )
 async def put_destination(
-    name: Name, body: DestinationCreate, response: Response, caller: CallerDep
+    name: Name, request: Request, response: Response, caller: CallerDep
 ) -> DestinationPublic:
     """Checks the webhook with Discord's Get Webhook (nothing is posted), then keeps it."""
+    body = await parsed_body(request, DestinationCreate)
     ref = parse_webhook_url(body.webhook_url)
     await check_webhook(caller.services.sender, ref.webhook_id, ref.token)
     # Discord takes the token: if it was marked dead, it works again (for this token only).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, get_args
@@ -12,8 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
-from service.api.faithful import TOO_DEEP, TOO_DEEP_MESSAGE, unfaithful
 from service.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
 from service.errors import RelayError
 
@@ -41,7 +41,27 @@ def documented(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: documented("Missing or invalid API key")}
+_STORE_DOWN = "`store_unavailable`: the database cannot be reached; nothing was changed"
+# Every /v1 route: the key is checked (against stored keys too) before anything else.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: documented("Missing or invalid API key"),
+    503: documented(_STORE_DOWN),
+}
+
+
+def body_refusals(unavailable: str = "") -> dict[int | str, dict[str, Any]]:
+    """What the body guard (and the store) may answer to a route that takes a body;
+    ``unavailable`` names the route's own other reason for a 503."""
+    return {
+        408: documented(
+            "`body_timeout`: the body did not arrive within RELAY_BODY_TIMEOUT_SECONDS"
+        ),
+        413: documented("`payload_too_large`: the body is over RELAY_MAX_BODY_BYTES"),
+        503: documented(
+            "`overloaded`: too many request bodies in flight, retry after `Retry-After` "
+            f"seconds; {_STORE_DOWN}{unavailable}"
+        ),
+    }
 
 
 def error_response(
@@ -61,7 +81,7 @@ def validation_code(error: dict[str, Any]) -> str:
     if kind and kind not in _PYDANTIC_TYPES:
         return kind
     if kind == "json_invalid":
-        return _json_invalid(error).code
+        return "malformed_json"
     if kind == "extra_forbidden":
         return "unknown_field"
     if loc and loc[0] == "query":
@@ -71,27 +91,9 @@ def validation_code(error: dict[str, Any]) -> str:
     return _FIELD_CODES.get(loc[0], "invalid_request")
 
 
-def _json_invalid(error: Mapping[str, Any]) -> ErrorDetail:
-    """A body the parser refused. When Python's own parser reads it, the value rules say what
-    is wrong with it and where: a parser that refuses a lone surrogate or absurd nesting by
-    itself (pydantic's does) then answers with the same code and field as one that does not."""
-    raw = error.get("input")
-    message = str(error.get("msg", "invalid"))
-    if isinstance(raw, bytes | bytearray | str):
-        try:
-            found = unfaithful(json.loads(raw))
-        except RecursionError:
-            return ErrorDetail(field="body", code=TOO_DEEP, message=TOO_DEEP_MESSAGE)
-        except ValueError:  # not JSON for Python either (UnicodeDecodeError included)
-            found = None
-        if found is not None:
-            return ErrorDetail(field=found.field(), code=found.code, message=found.message)
-    if "recursion limit" in message:
-        return ErrorDetail(field="body", code=TOO_DEEP, message=TOO_DEEP_MESSAGE)
-    return ErrorDetail(field="body", code="malformed_json", message=message)
-
-
 def _field(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return "body"  # its loc holds the character position, not a field
     context = error.get("ctx") or {}
     if isinstance(context.get("field"), str):  # a place inside the value, set by the validator
         return str(context["field"])
@@ -101,13 +103,7 @@ def _field(error: Mapping[str, Any]) -> str:
 
 def validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
     return [
-        _json_invalid(error)
-        if error.get("type") == "json_invalid"
-        else ErrorDetail(
-            field=_field(error),
-            code=validation_code(error),
-            message=str(error.get("msg", "invalid")),
-        )
+        ErrorDetail(field=_field(error), code=validation_code(error), message=str(error.get("msg")))
         for error in errors
     ]
 
@@ -139,13 +135,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc.__cause__, RecursionError):
-            # Python's json gave up on a body nested far past MAX_DEPTH: the value rule's answer.
-            _note(request, TOO_DEEP)
-            return error_response(422, TOO_DEEP, f"body: {TOO_DEEP_MESSAGE}")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         _note(request, code)
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> Response:
+        # The client went away mid-body, or the body guard refused it and answers itself: no
+        # one reads this answer, and it is no server error.
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from service.api.schemas import DestinationIn, ResultCreate
 from service.discord.outcome import Disposition
@@ -11,18 +10,23 @@ from service.discord.sender import Sender
 from service.discord.webhook_url import parse_webhook_url
 from service.domain import AcceptOutcome, Destination, Interaction, NewResult, Requester
 from service.errors import DiscordUnavailable, InvalidRequest
+from service.jsonpieces import json_pieces
 from service.store import Store
 
 
 def body_hash(payload: ResultCreate) -> str:
     """Same hash for the same submission, whatever its key order or whitespace."""
-    canonical = json.dumps(
-        payload.model_dump(mode="json", exclude_none=True),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    fields = payload.model_dump(mode="json", exclude_none=True, exclude={"results"})
+    # Parsed from JSON, the results already are what mode="json" would make of them: dumping
+    # them again would copy megabytes of objects to hash the very same text.
+    fields["results"] = payload.results
+    digest = hashlib.sha256()
+    # In pieces: the canonical text is never held whole, and a worker thread hashing megabytes
+    # lets the event loop run between them. surrogatepass: a lone surrogate (a 422 by the
+    # schema's rules) must not make hashing fail.
+    for piece in json_pieces(fields, sort_keys=True):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 async def resolve_destination(
@@ -54,14 +58,16 @@ async def resolve_destination(
 
 
 async def submit_result(
-    *, store: Store, tenant: str, payload: ResultCreate, now: float
+    *, store: Store, tenant: str, payload: ResultCreate, digest: str, now: float
 ) -> AcceptOutcome:
+    """Accept ``payload`` whose :func:`body_hash` is ``digest`` (computed by the caller, off the
+    event loop for a large body)."""
     interaction = payload.interaction
     requester = payload.requester
     new = NewResult(
         tenant=tenant,
         workflow_id=payload.workflow_id,
-        body_hash=body_hash(payload),
+        body_hash=digest,
         results=payload.results,
         url=payload.url,
         depth=payload.depth,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import TypeAdapter
 
+from service.api.body import json_body, off_loop, optional_body, read_body, validate_json
 from service.api.deps import CallerDep
-from service.api.errors import UNAUTHORIZED, documented
-from service.api.intake import resolve_destination, revive_if_working, submit_result
+from service.api.errors import UNAUTHORIZED, body_refusals, documented
+from service.api.intake import body_hash, resolve_destination, revive_if_working, submit_result
 from service.api.schemas import (
     AttemptPublic,
     AttemptsPublic,
@@ -22,7 +24,7 @@ from service.api.schemas import (
     summary_from_record,
     utc,
 )
-from service.domain import ResultFilter, Status
+from service.domain import ResultFilter, ResultRecord, Status
 from service.errors import NotFound
 
 router = APIRouter(
@@ -38,6 +40,19 @@ def _missing(workflow_id: str) -> NotFound:
     return NotFound(f"no result with workflow_id {workflow_id!r}")
 
 
+def _parse_submission(raw: bytearray, content_type: str | None) -> tuple[ResultCreate, str]:
+    payload = validate_json(ResultCreate, raw, content_type)
+    return payload, body_hash(payload)
+
+
+_PUBLIC = TypeAdapter(ResultPublic)
+
+
+def _public_json(record: ResultRecord) -> bytes:
+    # Bytes straight away: model_dump_json's str would be encoded again, a second copy.
+    return _PUBLIC.dump_json(public_from_record(record))
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -46,15 +61,22 @@ def _missing(workflow_id: str) -> NotFound:
     responses={
         200: {"model": ResultPublic, "description": "The same body was submitted before"},
         409: documented("The workflow_id exists with another body"),
-        413: documented("The body is over RELAY_MAX_BODY_BYTES"),
         422: documented("A field breaks a rule; `code` names it"),
+        **body_refusals(),
     },
+    openapi_extra=json_body(ResultCreate),
 )
-async def create_result(payload: ResultCreate, caller: CallerDep) -> Response:
+async def create_result(request: Request, caller: CallerDep) -> Response:
     """Commit the result durably, then answer: 202 means it is on disk and will be delivered,
     or, when its webhook is known to be dead, kept as orphaned (the status says so)."""
+    # The body is read here, after the key was checked, and a large one is parsed, hashed and
+    # answered in a worker thread so that the event loop keeps serving everyone else.
+    raw = await read_body(request)
+    size = len(raw)
+    content_type = request.headers.get("content-type")
+    payload, digest = await off_loop(size, _parse_submission, raw, content_type)
     outcome = await submit_result(
-        store=caller.store, tenant=caller.tenant, payload=payload, now=caller.now()
+        store=caller.store, tenant=caller.tenant, payload=payload, digest=digest, now=caller.now()
     )
     metrics = caller.metrics
     metrics.results_accepted.labels("created" if outcome.created else "duplicate").inc()
@@ -64,7 +86,7 @@ async def create_result(payload: ResultCreate, caller: CallerDep) -> Response:
         metrics.persisted.labels(outcome.record.orphan_reason).inc()
     # Serialized here in one pass: FastAPI would validate the model again and encode it twice.
     return Response(
-        public_from_record(outcome.record).model_dump_json(),
+        await off_loop(size, _public_json, outcome.record),
         status_code=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK,
         media_type="application/json",
         headers={"Location": f"/v1/results/{payload.workflow_id}"},
@@ -150,12 +172,13 @@ async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
         **_not_found,
         409: documented("The target webhook is dead for its token (Discord still refuses it)"),
         422: documented("The destination is invalid"),
+        **body_refusals(),
     },
+    openapi_extra=json_body(RedeliverRequest, required=False),
 )
-async def redeliver_result(
-    workflow_id: str, caller: CallerDep, body: RedeliverRequest | None = None
-) -> ResultPublic:
+async def redeliver_result(workflow_id: str, request: Request, caller: CallerDep) -> ResultPublic:
     """All parts are sent again (earlier attempts stay in the history)."""
+    body = await optional_body(request, RedeliverRequest)
     store, tenant = caller.store, caller.tenant
     existing = await store.get_result(tenant, workflow_id)
     if existing is None:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from service.domain import (
     Status,
 )
 from service.errors import Conflict, InvalidRequest
+from service.jsonpieces import json_pieces
 
 log = logging.getLogger(__name__)
 
@@ -515,6 +517,7 @@ def record_from_row(
 
 def accepted_record(
     columns: dict[str, Any],
+    new: NewResult,
     *,
     status: Status,
     orphan_reason: str | None,
@@ -523,9 +526,12 @@ def accepted_record(
     cipher: TokenCipher,
 ) -> ResultRecord:
     """The record of a result just inserted from ``columns`` (:func:`result_columns`), built
-    without reading it back: nothing has happened to it yet."""
+    without reading it back: nothing has happened to it yet. The results and message are the
+    submission's own objects, not decoded again from the JSON just encoded."""
     row = {
         **columns,
+        "results": new.results,
+        "message": new.message,
         "status": status,
         "orphan_reason": orphan_reason,
         "next_attempt_at": next_attempt_at,
@@ -583,11 +589,14 @@ def attempt_from_row(row: Row) -> Attempt:
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _dumps(value: Any) -> str:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    # In pieces, so that encoding a large result in the writer thread does not hold the GIL
+    # (and stop the event loop) for the whole of it.
+    text = "".join(json_pieces(value))
+    if _SURROGATE.search(text):  # a search, not an encode: no second copy of megabytes
         # A lone surrogate (JSON "\ud83d" decodes to one) has no UTF-8 form and neither driver
         # can store it; as an escape it loads back to the very same string.
         return json.dumps(value, separators=(",", ":"), ensure_ascii=True)

@@ -256,7 +256,9 @@ class PostgresStore(Store):
 
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        columns = result_columns(new, self._cipher)
+        # Encoding megabytes of results is no work for the event loop; next to a round trip to
+        # PostgreSQL, the hop to a worker thread costs nothing measurable.
+        columns = await asyncio.to_thread(result_columns, new, self._cipher)
         args = [columns[name] for name in q.ACCEPT_COLUMNS]
         # A second pass only if the existing row vanished (deleted) between the two statements.
         for _ in range(3):
@@ -274,6 +276,7 @@ class PostgresStore(Store):
                     self._owe_wake()
                 record = accepted_record(
                     columns,
+                    new,
                     status=Status(row["status"]),
                     orphan_reason=row["orphan_reason"],
                     next_attempt_at=row["next_attempt_at"],

@@ -118,13 +118,13 @@ class SQLiteStore(Store):
 
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        columns = result_columns(new, self._cipher)
-
         def write(conn: sqlite3.Connection) -> AcceptOutcome:
             existing = _result_row(conn, new.tenant, new.workflow_id)
             if existing is not None:
                 check_same_body(existing["body_hash"], new)
                 return AcceptOutcome(_record(conn, existing, self._cipher), created=False)
+            # Encoded here, in the writer thread: megabytes of results are no work for the loop.
+            columns = result_columns(new, self._cipher)
             dead = _dead_reason(conn, columns["webhook_id"], columns["webhook_token_hash"])
             status = Status.ORPHANED if dead else Status.PENDING
             due = None if dead else now
@@ -141,6 +141,7 @@ class SQLiteStore(Store):
             conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
             record = accepted_record(
                 columns,
+                new,
                 status=status,
                 orphan_reason=dead,
                 next_attempt_at=due,

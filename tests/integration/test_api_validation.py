@@ -169,7 +169,15 @@ async def test_interaction_alone_is_a_valid_destination(client: httpx.AsyncClien
         (b"", "missing_body"),
         (b"[1, 2]", "invalid_body"),
         (b'"text"', "invalid_body"),
+        (b'{"workflow_id": "wf", "results": {"x": NaN}}', "non_finite_number"),
+        (b'{"workflow_id": "wf", "results": {"x": Infinity}}', "non_finite_number"),
+        (b'{"workflow_id": "wf", "results": {"x": -Infinity}}', "non_finite_number"),
+        (
+            b'{"workflow_id": "wf", "results": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+            "too_deep",
+        ),
     ],
+    ids=["not-json", "empty", "array", "string", "nan", "infinity", "minus-infinity", "deep"],
 )
 async def test_malformed_bodies_are_refused_clearly(
     client: httpx.AsyncClient, content: bytes, code: str
