@@ -41,7 +41,7 @@ def test_created_key_works_until_revoked(relay: Relay) -> None:
     assert row.split()[1] == "t2"
     assert row.split()[-1] == "x"
     assert secret_text not in listed
-    assert secret_text.split("_")[-1] not in listed
+    assert secret_text.removeprefix(f"rr_{key_id_text}_") not in listed  # not even its secret part
 
     # When the key is revoked (a fresh server, so no auth cache can still hold it)
     assert relay.cli("keys", "revoke", key_id_text).stdout.strip() == f"revoked {key_id_text}"
