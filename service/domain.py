@@ -60,6 +60,9 @@ class NewResult:
     destination: Destination | None = None
     interaction: Interaction | None = None
     requester: Requester | None = None
+    # The results as the store keeps them (jsonpieces.storable_json), when the API encoded them
+    # already: off the event loop for a large body, where the size is known. Else the store does.
+    results_json: str | None = field(default=None, repr=False)
 
     @property
     def lane(self) -> str:

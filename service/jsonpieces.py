@@ -10,18 +10,22 @@ ever holding all of it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Containers longer than this are encoded a slice at a time; a slice of small items is a few
 # tens of kilobytes of text, well under a millisecond of encoding.
 BATCH = 256
 
 
-def json_pieces(value: Any, *, sort_keys: bool = False) -> Iterator[str]:
+def json_pieces(value: Any, *, sort_keys: bool = False, whole: bool = False) -> Iterator[str]:
     """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)``
-    as pieces whose concatenation is that very text."""
-    if not _holds_big(value):
+    as pieces whose concatenation is that very text. ``whole``: the caller knows the value is
+    small (it came from a small body), so one piece, without looking for big parts."""
+    if whole or not _holds_big(value):
         yield _dumps(value, sort_keys)
     elif isinstance(value, dict):
         items = sorted(value.items()) if sort_keys else list(value.items())
@@ -51,6 +55,17 @@ def json_pieces(value: Any, *, sort_keys: bool = False) -> Iterator[str]:
             else:
                 yield _dumps(part, sort_keys)[1:-1]
         yield "]"
+
+
+def storable_json(value: Any, *, whole: bool = False) -> str:
+    """The JSON text a store keeps for ``value``: compact, in pieces (see above; ``whole`` as
+    there), and UTF-8 encodable whatever the value holds."""
+    text = "".join(json_pieces(value, whole=whole))
+    if _SURROGATE.search(text):  # a search, not an encode: no second copy of megabytes
+        # A lone surrogate (JSON "\ud83d" decodes to one) has no UTF-8 form and neither driver
+        # can store it; as an escape it loads back to the very same string.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def _holds_big(value: Any) -> bool:

@@ -61,7 +61,7 @@ async def read_body(request: Request) -> bytearray:
 
 def _is_json(content_type: str | None) -> bool:
     # As FastAPI decides: no Content-Type, or application/json or application/*+json.
-    if not content_type:
+    if not content_type or content_type == "application/json":
         return True
     message = Message()
     message["content-type"] = content_type

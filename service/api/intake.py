@@ -14,8 +14,9 @@ from service.jsonpieces import json_pieces
 from service.store import Store
 
 
-def body_hash(payload: ResultCreate) -> str:
-    """Same hash for the same submission, whatever its key order or whitespace."""
+def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
+    """Same hash for the same submission, whatever its key order or whitespace. ``whole``: the
+    submission is small, so its canonical text is made in one piece (see ``json_pieces``)."""
     fields = payload.model_dump(mode="json", exclude_none=True, exclude={"results"})
     # Parsed from JSON, the results already are what mode="json" would make of them: dumping
     # them again would copy megabytes of objects to hash the very same text.
@@ -24,7 +25,7 @@ def body_hash(payload: ResultCreate) -> str:
     # In pieces: the canonical text is never held whole, and a worker thread hashing megabytes
     # lets the event loop run between them. surrogatepass: a lone surrogate (a 422 by the
     # schema's rules) must not make hashing fail.
-    for piece in json_pieces(fields, sort_keys=True):
+    for piece in json_pieces(fields, sort_keys=True, whole=whole):
         digest.update(piece.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
@@ -58,10 +59,17 @@ async def resolve_destination(
 
 
 async def submit_result(
-    *, store: Store, tenant: str, payload: ResultCreate, digest: str, now: float
+    *,
+    store: Store,
+    tenant: str,
+    payload: ResultCreate,
+    digest: str,
+    now: float,
+    results_json: str | None = None,
 ) -> AcceptOutcome:
-    """Accept ``payload`` whose :func:`body_hash` is ``digest`` (computed by the caller, off the
-    event loop for a large body)."""
+    """Accept ``payload`` whose :func:`body_hash` is ``digest``, with its results already
+    encoded as ``results_json`` when given (both computed by the caller, off the event loop for
+    a large body)."""
     interaction = payload.interaction
     requester = payload.requester
     new = NewResult(
@@ -69,6 +77,7 @@ async def submit_result(
         workflow_id=payload.workflow_id,
         body_hash=digest,
         results=payload.results,
+        results_json=results_json,
         url=payload.url,
         depth=payload.depth,
         message=payload.message.model_dump(mode="json", exclude_none=True)

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import TypeAdapter
 
-from service.api.body import json_body, off_loop, optional_body, read_body, validate_json
+from service.api.body import (
+    LARGE_BODY_BYTES,
+    json_body,
+    off_loop,
+    optional_body,
+    read_body,
+    validate_json,
+)
 from service.api.deps import CallerDep
 from service.api.errors import UNAUTHORIZED, body_refusals, documented
 from service.api.intake import body_hash, resolve_destination, revive_if_working, submit_result
@@ -26,6 +33,7 @@ from service.api.schemas import (
 )
 from service.domain import ResultFilter, ResultRecord, Status
 from service.errors import NotFound
+from service.jsonpieces import storable_json
 
 router = APIRouter(
     prefix="/v1/results",
@@ -40,9 +48,16 @@ def _missing(workflow_id: str) -> NotFound:
     return NotFound(f"no result with workflow_id {workflow_id!r}")
 
 
-def _parse_submission(raw: bytearray, content_type: str | None) -> tuple[ResultCreate, str]:
+def _parse_submission(raw: bytearray, content_type: str | None) -> tuple[ResultCreate, str, str]:
+    """The submission, its body hash, and its results as the store keeps them: all the work a
+    large body costs, done where :func:`off_loop` put it."""
+    small = len(raw) < LARGE_BODY_BYTES  # then the pieces that keep the event loop free are moot
     payload = validate_json(ResultCreate, raw, content_type)
-    return payload, body_hash(payload)
+    return (
+        payload,
+        body_hash(payload, whole=small),
+        storable_json(payload.results, whole=small),
+    )
 
 
 _PUBLIC = TypeAdapter(ResultPublic)
@@ -74,9 +89,14 @@ async def create_result(request: Request, caller: CallerDep) -> Response:
     raw = await read_body(request)
     size = len(raw)
     content_type = request.headers.get("content-type")
-    payload, digest = await off_loop(size, _parse_submission, raw, content_type)
+    payload, digest, results_json = await off_loop(size, _parse_submission, raw, content_type)
     outcome = await submit_result(
-        store=caller.store, tenant=caller.tenant, payload=payload, digest=digest, now=caller.now()
+        store=caller.store,
+        tenant=caller.tenant,
+        payload=payload,
+        digest=digest,
+        results_json=results_json,
+        now=caller.now(),
     )
     metrics = caller.metrics
     metrics.results_accepted.labels("created" if outcome.created else "duplicate").inc()

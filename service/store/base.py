@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from service.domain import (
     Status,
 )
 from service.errors import Conflict, InvalidRequest
-from service.jsonpieces import json_pieces
+from service.jsonpieces import storable_json
 
 log = logging.getLogger(__name__)
 
@@ -554,10 +553,10 @@ def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
         "tenant": new.tenant,
         "workflow_id": new.workflow_id,
         "body_hash": new.body_hash,
-        "results": _dumps(new.results),
+        "results": new.results_json if new.results_json is not None else storable_json(new.results),
         "url": new.url,
         "depth": new.depth,
-        "message": _dumps(new.message) if new.message is not None else None,
+        "message": storable_json(new.message) if new.message is not None else None,
         "destination_name": dest.name if dest else None,
         "webhook_id": dest.webhook_id if dest else None,
         "webhook_token": _seal(cipher, RESULT_WEBHOOK_TOKEN, dest.webhook_token if dest else None),
@@ -587,20 +586,6 @@ def attempt_from_row(row: Row) -> Attempt:
         error=row["error"],
         counts=bool(row["counts"]),
     )
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _dumps(value: Any) -> str:
-    # In pieces, so that encoding a large result in the writer thread does not hold the GIL
-    # (and stop the event loop) for the whole of it.
-    text = "".join(json_pieces(value))
-    if _SURROGATE.search(text):  # a search, not an encode: no second copy of megabytes
-        # A lone surrogate (JSON "\ud83d" decodes to one) has no UTF-8 form and neither driver
-        # can store it; as an escape it loads back to the very same string.
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
-    return text
 
 
 def _json(value: Any) -> Any:

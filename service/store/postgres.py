@@ -256,9 +256,7 @@ class PostgresStore(Store):
 
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        # Encoding megabytes of results is no work for the event loop; next to a round trip to
-        # PostgreSQL, the hop to a worker thread costs nothing measurable.
-        columns = await asyncio.to_thread(result_columns, new, self._cipher)
+        columns = result_columns(new, self._cipher)  # results arrive encoded when large
         args = [columns[name] for name in q.ACCEPT_COLUMNS]
         # A second pass only if the existing row vanished (deleted) between the two statements.
         for _ in range(3):
