@@ -26,6 +26,7 @@ KEY_BYTES = 32
 NONCE_BYTES = 12  # 96 bits: the size GCM is built for; random per encryption
 VERSION = "v1"
 PREFIX = f"{VERSION}:"
+KEY_ID_LENGTH = 8  # hex digits of the key's SHA-256 stored beside each ciphertext
 
 
 class SecretKeyError(ValueError):
@@ -61,7 +62,7 @@ def decode_key(text: str) -> bytes:
 
 def key_id(key: bytes) -> str:
     """A short name for a key, stored beside each ciphertext; reveals nothing usable about it."""
-    return hashlib.sha256(key).hexdigest()[:8]
+    return hashlib.sha256(key).hexdigest()[:KEY_ID_LENGTH]
 
 
 _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -75,6 +76,11 @@ class TokenCipher:
         self.key_id = key_id(current)
         self._keys = {key_id(key): AESGCM(key) for key in previous}
         self._keys[self.key_id] = self._current
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """The ids of every key this cipher opens with (the current and the previous ones)."""
+        return frozenset(self._keys)
 
     @property
     def current_prefix(self) -> str:

@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from service.crypto import CipherError
 from service.store import Store, describe_database
 
 DATABASE = "RELAY_DATABASE_URL"
@@ -43,6 +44,9 @@ def explain_store_failure(exc: BaseException, database_url: str) -> StartupError
     text."""
     where = describe_database(database_url)
     chain = _chain(exc)
+    for link in chain:
+        if isinstance(link, CipherError):
+            return StartupError(f"{where}: {link.message}")  # names the variables, no value
     names = {type(link).__name__ for link in chain}
     user = urlsplit(database_url).username or "the default user"
     database = urlsplit(database_url).path.lstrip("/")

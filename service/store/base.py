@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.crypto import TokenCipher
+from service.crypto import KEY_ID_LENGTH, PREFIX, CipherError, TokenCipher
 from service.domain import (
     AcceptOutcome,
     ApiKey,
@@ -68,6 +68,29 @@ RESULT_WEBHOOK_TOKEN = SealedColumn("results", ("id",), "webhook_token")
 RESULT_INTERACTION_TOKEN = SealedColumn("results", ("id",), "interaction_token")
 DESTINATION_WEBHOOK_TOKEN = SealedColumn("destinations", ("tenant", "name"), "webhook_token")
 SEALED_COLUMNS = (RESULT_WEBHOOK_TOKEN, RESULT_INTERACTION_TOKEN, DESTINATION_WEBHOOK_TOKEN)
+
+
+def sealed_key_ids_sql(column: SealedColumn) -> str:
+    """The ids of the keys that sealed the values of ``column`` (``v1:<key id>:...``): the
+    same SQL on both backends."""
+    start, length = len(PREFIX) + 1, KEY_ID_LENGTH
+    return (
+        f"SELECT DISTINCT substr({column.column}, {start}, {length}) FROM {column.table} "
+        f"WHERE {column.column} LIKE '{PREFIX}%'"
+    )
+
+
+def check_key_ids(cipher: TokenCipher, found: set[str]) -> None:
+    """Refuse to start on tokens no configured key opens: every delivery of them would fail.
+    Found at start, it is one clear line for the operator instead of a worker failing each
+    lane again and again."""
+    unknown = sorted(found - cipher.key_ids)
+    if unknown:
+        raise CipherError(
+            f"stored tokens were sealed under key id {', '.join(unknown)}, which neither "
+            "RELAY_SECRET_KEY nor RELAY_SECRET_KEY_PREVIOUS is: set the key they were sealed "
+            "with as RELAY_SECRET_KEY_PREVIOUS (or as RELAY_SECRET_KEY)"
+        )
 
 
 class Row(Protocol):

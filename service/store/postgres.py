@@ -47,6 +47,7 @@ from service.store.base import (
     api_key_from_row,
     attempt_from_row,
     check_destination_alive,
+    check_key_ids,
     check_same_body,
     decode_cursor,
     destination_from_row,
@@ -57,6 +58,7 @@ from service.store.base import (
     reseal_predicate,
     resealed,
     result_columns,
+    sealed_key_ids_sql,
     token_hash,
 )
 from service.store.migrations import load_migrations
@@ -147,6 +149,10 @@ class PostgresStore(Store):
         try:
             await self._migrate()
             sealed = await self.reseal_tokens()
+            found = set[str]()
+            for column in SEALED_COLUMNS:
+                found |= {r[0] for r in await self._fetch("read", sealed_key_ids_sql(column))}
+            check_key_ids(self._cipher, found)
         except BaseException:
             await self.close()
             raise

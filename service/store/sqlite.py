@@ -37,6 +37,7 @@ from service.store.base import (
     api_key_from_row,
     attempt_from_row,
     check_destination_alive,
+    check_key_ids,
     check_same_body,
     decode_cursor,
     destination_from_row,
@@ -47,6 +48,7 @@ from service.store.base import (
     reseal_predicate,
     resealed,
     result_columns,
+    sealed_key_ids_sql,
     token_hash,
 )
 from service.store.sqlite_engine import SQLiteEngine
@@ -82,6 +84,7 @@ class SQLiteStore(Store):
             sealed = await self.reseal_tokens()
             if sealed:
                 await self._db.scrub()
+            check_key_ids(self._cipher, await self._read(_sealed_key_ids))
         except BaseException:
             await self._db.close()
             raise
@@ -672,6 +675,10 @@ def _reseal_batch(
     match = " AND ".join(f"{key} = ?" for key in column.keys)
     update = f"UPDATE {column.table} SET {column.column} = ? WHERE {match} AND {column.column} = ?"
     return len(rows), sum(conn.execute(update, c).rowcount for c in resealed(cipher, column, rows))
+
+
+def _sealed_key_ids(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for c in SEALED_COLUMNS for row in conn.execute(sealed_key_ids_sql(c))}
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row, cipher: TokenCipher) -> ResultRecord:

@@ -268,3 +268,37 @@ def _new(workflow_id: str, hook: Destination) -> NewResult:
             token=ITOKEN,
         ),
     )
+
+
+async def test_a_store_whose_tokens_no_configured_key_opens_refuses_to_open(
+    store: Store, tmp_path: Path
+) -> None:
+    # Given tokens sealed under the suite's key
+    hook = Destination(webhook_id="112233445566778899", webhook_token="hook-" + "h" * 63)
+    await store.accept(_new("wf1", hook), now=1.0)
+    other = TokenCipher(decode_key(generate_key()))
+    # When the store is opened again with another key only, then it refuses at once, naming
+    # the setting that fixes it (and never a key)
+    again = _reopened(store, other)
+    with pytest.raises(CipherError, match="RELAY_SECRET_KEY_PREVIOUS") as refused:
+        await again.open()
+    assert SECRET_KEY not in str(refused.value)
+    # And with the old key kept as the previous one, it opens and reads them
+    both = _reopened(store, TokenCipher(decode_key(generate_key()), [decode_key(SECRET_KEY)]))
+    await both.open()
+    try:
+        record = await both.get_result("acme", "wf1")
+        assert record is not None and record.destination == hook
+    finally:
+        await both.close()
+
+
+def _reopened(store: Store, cipher: TokenCipher) -> Store:
+    """Another store on the same database as ``store``, with ``cipher``."""
+    from service.store.postgres import PostgresStore
+    from service.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return SQLiteStore(store._db._path, cipher=cipher)  # type: ignore[attr-defined]
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store._dsn, cipher=cipher)  # type: ignore[attr-defined]

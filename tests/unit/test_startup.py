@@ -9,6 +9,7 @@ import sqlite3
 import asyncpg
 import pytest
 
+from service.crypto import CipherError
 from service.errors import StoreError
 from service.startup import explain_store_failure
 
@@ -40,6 +41,7 @@ def wrapped(cause: BaseException) -> StoreError:
         (LITE, sqlite3.DatabaseError("file is not a database"), "not a result-relay database"),
         (LITE, OSError(errno.EROFS, "Read-only file system"), "read-only or not ours"),
         (LITE, OSError(errno.ENOSPC, "No space left"), "the disk is full"),
+        (LITE, CipherError("sealed under key id 1a2b3c4d, ... RELAY_SECRET_KEY"), "1a2b3c4d"),
     ],
 )
 def test_each_cause_has_its_line(url: str, cause: BaseException, says: str) -> None:
@@ -47,7 +49,7 @@ def test_each_cause_has_its_line(url: str, cause: BaseException, says: str) -> N
     assert says in line
     assert "hunter2" not in line
     if "does not exist" not in line and "starting up" not in line:
-        assert "RELAY_DATABASE_URL" in line or "disk is full" in line
+        assert any(s in line for s in ("RELAY_DATABASE_URL", "disk is full", "RELAY_SECRET_KEY"))
     assert "\n" not in line
 
 
