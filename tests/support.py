@@ -1,8 +1,15 @@
-"""Shared test data: obviously fake Discord ids and tokens, and request builders."""
+"""Shared test data: obviously fake Discord ids and tokens, request builders, and a tmpfs."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from service.crypto import TokenCipher, decode_key
 
@@ -46,3 +53,23 @@ def submission(workflow_id: str = "wf_1", **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on ``mount`` with ``options`` (``size=4m``, ``ro,size=1m``), unmounted
+    after; the test is skipped where mounting is not allowed (not root, no permission)."""
+    mount.mkdir(exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres import PG_URL_VARIABLE, database_url
+from tests.support import mounted_tmpfs
 
 from ._support import cli_command, relay_env
 
@@ -77,21 +78,8 @@ def test_postgresql_role_refused(tmp_path: Path) -> None:
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a read-only tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_read_only_data_directory(tmp_path: Path, read_only_dir: Path) -> None:
