@@ -112,6 +112,11 @@ class TokenBucket:
     tokens: float = math.nan
     updated: float = 0.0
     paused_until: float = 0.0
+    fleet_rate: float = math.nan  # the rate and burst before any share: the whole fleet's
+    fleet_burst: float = math.nan
+
+    def __post_init__(self) -> None:
+        self.fleet_rate, self.fleet_burst = self.rate, self.burst
 
     def take(self, now: float) -> float:
         """Take one token if there is one (and no pause): returns 0. Otherwise take nothing and
@@ -135,8 +140,12 @@ class TokenBucket:
         self.paused_until = max(self.paused_until, until)
 
     def share(self, rate: float) -> None:
-        """Change the rate (a replica's share of the fleet's budget)."""
+        """Change the rate to a replica's share of the fleet's budget. The burst shrinks in
+        proportion (one request at least): the replicas' bursts together stay within the fleet's,
+        where three full bursts on top of the rate could exceed Discord's global limit."""
         self.rate = rate
+        self.burst = max(1.0, self.fleet_burst * rate / self.fleet_rate)
+        self.tokens = min(self.tokens, self.burst)
 
 
 class InvalidRequestWindow:

@@ -163,3 +163,15 @@ def test_a_replica_takes_its_share_of_the_budget() -> None:
     # asked every 10 ms for a second: one grant each 1/15 s at most, rounded up to the asking
     assert len(granted) == 15
     assert all(b - a >= 1 / 15 - 1e-9 for a, b in itertools.pairwise(granted))
+
+
+def test_replicas_bursts_together_stay_within_the_fleets_burst() -> None:
+    # given three replicas, each with a third of a 45/s budget whose burst is 3
+    replicas = [TokenBucket(rate=45.0, burst=3.0) for _ in range(3)]
+    for budget in replicas:
+        budget.share(15.0)
+    # when all of them wake after a long stall and ask every millisecond for one second
+    granted = [t for t in (i / 1000 for i in range(1001)) for b in replicas if b.take(t) == 0.0]
+    # then together they never go past the fleet's rate plus the fleet's burst
+    assert len(granted) <= 45 + 3
+    assert sum(b.burst for b in replicas) == 3.0
