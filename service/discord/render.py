@@ -100,7 +100,8 @@ class _BotMessage:
     raw: Mapping[str, Any]  # as the bot sent it, for the attached copy
 
 
-def _retrieve(workflow_id: str) -> str:
+def retrieve_command(workflow_id: str) -> str:
+    """The slash command that fetches this result from the service, for notes to the reader."""
     return clamp(f"/retrieve_results workflow_id:{workflow_id}", 300)[0]
 
 
@@ -191,7 +192,7 @@ def _bounded(
             message_file.files[0].label
             if message_file is not None
             else "The full text did not fit; it is retrievable from the service: "
-            f"`{_retrieve(workflow_id)}`"
+            f"`{retrieve_command(workflow_id)}`"
         )
         # Parts are cut short enough that the note always fits on whichever is last.
         note = _joined([*notes, told])
@@ -291,7 +292,7 @@ def _files(
 ) -> tuple[list[_Family], list[str]]:
     """The attachments in order (JSON or its chunks, then the report) and notes for content."""
     stem = safe_stem(workflow_id)
-    retrieve = _retrieve(workflow_id)
+    retrieve = retrieve_command(workflow_id)
     families: list[_Family] = []
     notes: list[str] = []
     if with_json:
@@ -347,7 +348,7 @@ def _group_files(files: list[_File], file_limit: int) -> list[list[_File]]:
     )
 
 
-def _encodable(value: Any) -> Any:
+def encodable(value: Any) -> Any:
     """``value`` with every string UTF-8 encodable: surrogate pairs (as UTF-16 input can leave
     them) joined, lone surrogates replaced by U+FFFD. httpx sends JSON as UTF-8 and would fail
     on them; neither change makes a text longer, so every limit still holds."""
@@ -356,14 +357,14 @@ def _encodable(value: Any) -> Any:
             return value
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, dict):
-        return {k: _encodable(v) for k, v in value.items()}
+        return {k: encodable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_encodable(v) for v in value]
+        return [encodable(v) for v in value]
     return value
 
 
 def _part(body: dict[str, Any], group: list[_File], mention: str | None) -> Part:
-    payload: dict[str, Any] = _encodable(body)
+    payload: dict[str, Any] = encodable(body)
     payload["allowed_mentions"] = {"parse": [], "users": [mention]} if mention else {"parse": []}
     if group:
         payload["attachments"] = [
