@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from service.discord.embeds import DEFAULT_TITLE, ERROR_COLOR, FAILED_TITLE, SUMMARY_COLOR
 from service.discord.limits import LIMITS
 from service.discord.render import encodable, retrieve_command
 from service.discord.snowflake import is_snowflake
@@ -40,15 +41,15 @@ _BIG = 10**15
 DEFAULT_TITLES: dict[RunState, str] = {
     "running": "Analysis running",
     "handed_off": "Analysis running",
-    "finished": "Analysis complete",
-    "failed": "Analysis failed",
+    "finished": DEFAULT_TITLE,
+    "failed": FAILED_TITLE,
     "abandoned": "Analysis stopped",
 }
 COLORS: dict[RunState, int] = {
-    "running": 0x5865F2,
-    "handed_off": 0x5865F2,
+    "running": SUMMARY_COLOR,
+    "handed_off": SUMMARY_COLOR,
     "finished": 0x57F287,
-    "failed": 0xED4245,
+    "failed": ERROR_COLOR,
     "abandoned": 0x95A5A6,
 }
 
