@@ -195,8 +195,8 @@ def handoff_payload(
     come ``where`` ('in this channel', 'in <#123>', 'by direct message'), and how to fetch it."""
     place = _text(where, WHERE_CHARS) or "here"
     lines = [
-        "This run takes longer than Discord lets this reply be updated, so it goes on in the "
-        f"background. The result will come {place}.",
+        "This run is taking a while, and Discord lets this reply be updated for 15 minutes "
+        f"only. The run goes on in the background: the result will come {place}.",
         f"To fetch it at any time: `{retrieve_command(workflow_id)}`",
     ]
     if view is not None:

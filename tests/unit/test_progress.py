@@ -247,7 +247,7 @@ def test_handoff_says_where_the_result_will_come_and_how_to_fetch_it() -> None:
     assert_sendable(payload)
     embed = embed_of(payload)
     assert embed["title"] == "Analysis running"
-    assert "The result will come in <#123456789012345678>." in embed["description"]
+    assert "the result will come in <#123456789012345678>." in embed["description"]
     assert f"`/retrieve_results workflow_id:{WF}`" in embed["description"]
 
 
@@ -258,7 +258,7 @@ def test_handoff_keeps_the_last_progress_it_had_shown() -> None:
     assert_sendable(payload)
     embed = embed_of(payload)
     assert embed["title"] == VIEW.title
-    assert "The result will come by direct message." in embed["description"]
+    assert "the result will come by direct message." in embed["description"]
     assert embed["description"].endswith("**Transcribing**\n▰▰▰▱▱▱▱▱▱▱▱▱ 3/10\nchunk 3 of 10")
 
 
