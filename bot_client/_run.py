@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from bot_client._exceptions import RelayError, UnserializableResult
+from bot_client._exceptions import NotFoundError, RelayError, UnserializableResult
 from bot_client._json import check_json
 from bot_client._models import MessageInput, RunCreate, RunFailure
 from bot_client._redact import redact
@@ -60,7 +60,8 @@ class RunHandle:
 
     Entering raises only when the relay refuses the run itself (401, 409 for another run with
     this ``workflow_id``, 422); a relay that cannot be reached or is busy does not stop the
-    block, and the start is retried in the background before the next progress.
+    block, and the start is retried in the background before the next progress. A relay too
+    old to know runs (404) gets no progress, only the result.
     """
 
     def __init__(self, client: RelayClient, create: RunCreate) -> None:
@@ -93,6 +94,13 @@ class RunHandle:
             # One try: the bot's work waits for nothing longer; the retries go on in the
             # background.
             await self._client.start_run(self._create, policy=NO_RETRY)
+        except NotFoundError:
+            # A relay older than runs: the block goes on without progress, the result still goes.
+            log.warning(
+                "this relay does not know runs; the run goes on without progress",
+                extra={"workflow_id": self.workflow_id},
+            )
+            self._stopped = True
         except RelayError as exc:
             if not transient(exc):
                 raise

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +17,6 @@ import pytest
 from bot_client import (
     AuthenticationError,
     ConflictError,
-    RelayClient,
     RelayUnavailable,
     Run,
     RunFailure,
@@ -26,6 +24,7 @@ from bot_client import (
 )
 from bot_client._run import MAX_MESSAGE, describe
 from tests.bot_client.conftest import FAST_RETRY
+from tests.bot_client.fake_relay import KEY, NOW, WF, FakeRelay, always, error, run_json
 from tests.support import (
     APPLICATION_ID,
     FAKE_TOKEN,
@@ -34,89 +33,6 @@ from tests.support import (
     USER_ID,
     webhook_url,
 )
-
-KEY = "k" * 20
-WF = "wf_run_1"
-NOW = "2026-12-03T07:00:00Z"
-
-
-def run_json(workflow_id: str = WF, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "workflow_id": workflow_id,
-        "status": "running",
-        "title": "Analysis",
-        "url": None,
-        "depth": None,
-        "progress": None,
-        "created_at": NOW,
-        "updated_at": NOW,
-        "token_expires_at": None,
-        "handoff_at": None,
-        "progress_message": None,
-        "timeout_seconds": 7200,
-        "result_status": None,
-        "error": None,
-        "a_future_field": 1,
-    }
-    body.update(overrides)
-    return body
-
-
-RECORD: dict[str, Any] = {
-    "workflow_id": WF,
-    "status": "pending",
-    "created_at": NOW,
-    "updated_at": NOW,
-    "retrieval_info": {"command": f"/retrieve_results workflow_id:{WF}", "reason": None},
-    "results": {},
-}
-
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response | Exception]]
-
-
-class FakeRelay:
-    """A relay answering runs and results; ``routes`` overrides an answer per (method, kind)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, Any]] = []
-        self.routes: dict[tuple[str, str], Handler] = {}
-
-    def sent(self, method: str, kind: str) -> list[Any]:
-        return [body for m, k, body in self.seen if (m, k) == (method, kind)]
-
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        kind = "progress" if path.endswith("/progress") else path.split("/")[2]
-        body: Any = json.loads(request.content) if request.content else None
-        self.seen.append((request.method, kind, body))
-        custom = self.routes.get((request.method, kind))
-        if custom is not None:
-            answer = await custom(request)
-            if isinstance(answer, Exception):
-                raise answer
-            return answer
-        if kind == "results":
-            return httpx.Response(202, json=RECORD)
-        if kind == "progress":
-            return httpx.Response(202, json=run_json(progress={**body, "updated_at": NOW}))
-        return httpx.Response(201, json=run_json())
-
-    def client(self, **kwargs: Any) -> RelayClient:
-        kwargs.setdefault("retries", FAST_RETRY)
-        return RelayClient(
-            "http://relay", api_key=KEY, transport=httpx.MockTransport(self.handle), **kwargs
-        )
-
-
-def always(answer: Callable[[], httpx.Response | Exception]) -> Handler:
-    async def handler(request: httpx.Request) -> httpx.Response | Exception:
-        return answer()
-
-    return handler
-
-
-def error(status: int, code: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": code}})
 
 
 def interaction() -> SimpleNamespace:
@@ -136,11 +52,6 @@ async def until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError("condition never held")
-
-
-@pytest.fixture
-def fake() -> FakeRelay:
-    return FakeRelay()
 
 
 # -- the run API ------------------------------------------------------------------------------
@@ -579,3 +490,19 @@ def test_describe_is_one_short_masked_line(exc: BaseException, expected: str) ->
 def test_describe_masks_a_token_cut_by_the_length_limit() -> None:
     line = describe(RuntimeError("x " * 140 + INTERACTION_TOKEN), [])
     assert INTERACTION_TOKEN[:10] not in line and len(line) <= MAX_MESSAGE
+
+
+async def test_a_relay_without_runs_still_gets_the_result(fake: FakeRelay) -> None:
+    # given a relay older than runs (its /v1/runs routes do not exist)
+    fake.routes[("POST", "runs")] = always(lambda: error(404, "not_found"))
+    async with (
+        fake.client() as relay,
+        relay.run(None, workflow_id=WF, destination=webhook_url()) as run,
+    ):
+        # when the block reports progress and finishes
+        await run.progress("frames", 1, 2)
+        await asyncio.sleep(0.01)
+        await run.finish({"ok": True})
+    # then no progress was sent, and the result was
+    assert fake.sent("PUT", "progress") == []
+    assert fake.sent("POST", "results")[0]["results"] == {"ok": True}
