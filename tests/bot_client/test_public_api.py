@@ -37,6 +37,7 @@ PUBLIC = [
     "RetrievalInfo",
     "RetryPolicy",
     "Run",
+    "RunCreate",
     "RunFailure",
     "RunHandle",
     "RunPage",
