@@ -58,7 +58,7 @@ from bot_client._retry import (
     transient,
 )
 from bot_client._run import RunHandle
-from bot_client._spool import CorruptSpoolFile, FlushReport, Spool
+from bot_client._spool import CorruptSpoolFile, FlushCounts, FlushReport, Spool, rejection_record
 
 log = logging.getLogger("bot_client")
 
@@ -559,7 +559,7 @@ class RelayClient:
         leaves the rest for next time. Safe to interrupt at any point: resending is idempotent."""
         spool = self._require_spool()
         async with self._flush_lock:
-            counts = _Counts()
+            counts = FlushCounts()
             paths = await asyncio.to_thread(spool.pending)
             for index, path in enumerate(paths):
                 try:
@@ -585,7 +585,7 @@ class RelayClient:
                 try:
                     check_body(body)  # e.g. NaN, spooled by an older client: never sendable
                 except UnserializableResult as exc:
-                    await asyncio.to_thread(spool.reject, path, body, _unserializable_record(exc))
+                    await asyncio.to_thread(spool.reject, path, body, rejection_record(exc))
                     counts.rejected += 1
                     log.error(
                         "spooled result is not faithful JSON; moved to rejected/",
@@ -597,7 +597,7 @@ class RelayClient:
                         "POST", "/v1/results", json=body, secrets=_body_secrets(body)
                     )
                 except _PERMANENT as exc:
-                    await asyncio.to_thread(spool.reject, path, body, _error_record(exc))
+                    await asyncio.to_thread(spool.reject, path, body, rejection_record(exc))
                     counts.rejected += 1
                     log.error(
                         "spooled result refused by the relay; moved to rejected/",
@@ -667,24 +667,6 @@ class RelayClient:
             await asyncio.sleep(interval)
 
 
-@dataclass(slots=True)
-class _Counts:
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    corrupt: int = 0
-
-    def report(self, *, remaining: int = 0, error: str | None = None) -> FlushReport:
-        return FlushReport(
-            accepted=self.accepted,
-            duplicate=self.duplicate,
-            rejected=self.rejected,
-            corrupt=self.corrupt,
-            remaining=remaining,
-            error=error,
-        )
-
-
 class _Attempts(BaseModel):
     items: list[Attempt]
 
@@ -741,20 +723,3 @@ def _body_secrets(body: Mapping[str, Any]) -> list[str]:
     if isinstance(interaction, Mapping) and isinstance(interaction.get("token"), str):
         found.append(interaction["token"])
     return found
-
-
-def _unserializable_record(exc: UnserializableResult) -> dict[str, Any]:
-    return {"status_code": None, "code": exc.code, "message": exc.message, "field": exc.field}
-
-
-def _error_record(exc: APIError) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "status_code": exc.status_code,
-        "code": exc.code,
-        "message": exc.message,
-    }
-    if isinstance(exc, ValidationError):
-        record["details"] = [
-            {"field": d.field, "code": d.code, "message": d.message} for d in exc.details
-        ]
-    return record
