@@ -9,7 +9,6 @@ behind it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,11 +133,15 @@ class RunHandle:
             self.outcome = await self._submit(
                 results=self._partial, error=RunFailure(stage=stage, message=message)
             )
-        except RelayError as report_error:
+        except Exception as report_error:
             # Never instead of the bot's own exception, nor as a new one after a clean block.
             log.error(
                 "the run's failure could not be reported to the relay",
-                extra={"workflow_id": self.workflow_id, "error_code": report_error.code},
+                extra={
+                    "workflow_id": self.workflow_id,
+                    "error_type": type(report_error).__name__,
+                    "error_code": getattr(report_error, "code", None),
+                },
             )
 
     async def progress(
@@ -201,11 +204,18 @@ class RunHandle:
         while not self._stopped:
             await self._wake.wait()
             self._wake.clear()
-            if not self.started and not await self._start():
-                continue  # the update waits for the next progress call (latest wins)
-            update, self._pending = self._pending, None
-            if update is not None:
-                await self._send(update)
+            try:
+                if not self.started and not await self._start():
+                    continue  # the update waits for the next progress call (latest wins)
+                update, self._pending = self._pending, None
+                if update is not None:
+                    await self._send(update)
+            except Exception as exc:  # e.g. the client closed under a run: the work goes on
+                self.progress_failed += 1
+                log.error(
+                    "run progress sender failed",
+                    extra={"workflow_id": self.workflow_id, "error_type": type(exc).__name__},
+                )
 
     async def _start(self) -> bool:
         try:
@@ -264,8 +274,9 @@ class RunHandle:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # wait() rather than awaiting the task: a cancellation of the bot's own task, arriving
+            # meanwhile, must reach it instead of being taken for the sender's.
+            await asyncio.wait([task])
 
     # -- the end ------------------------------------------------------------------------------
 

@@ -506,3 +506,22 @@ async def test_a_relay_without_runs_still_gets_the_result(fake: FakeRelay) -> No
     # then no progress was sent, and the result was
     assert fake.sent("PUT", "progress") == []
     assert fake.sent("POST", "results")[0]["results"] == {"ok": True}
+
+
+async def test_progress_survives_a_client_closed_under_the_run(
+    fake: FakeRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a run whose client was closed while the block still works (a bot shutting down)
+    relay = fake.client()
+    async with relay.run(None, workflow_id=WF, destination=webhook_url()) as run:
+        await relay.aclose()
+        # when it reports progress
+        await run.progress("frames", 1, 2)
+        await until(lambda: run.progress_failed == 1)
+        run.partial({"frames": 1})
+        await run.progress("frames", 2, 2)
+        await until(lambda: run.progress_failed == 2)
+        # then nothing was raised into the work; the sender logged each failure
+        assert caplog.text.count("run progress sender failed") == 2
+    # and the end that could not be reported was logged, not raised
+    assert caplog.text.count("could not be reported") == 1
