@@ -128,7 +128,7 @@ class RunHandle:
         else:
             return  # cancelled or interrupted: waiting on the relay now would hold that up
         self._done = True
-        stage = (self.stage or FIRST_STAGE)[:MAX_STAGE]
+        stage = (self.stage or "").strip()[:MAX_STAGE] or FIRST_STAGE
         try:
             self.outcome = await self._submit(
                 results=self._partial, error=RunFailure(stage=stage, message=message)
