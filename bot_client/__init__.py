@@ -5,6 +5,11 @@
     async with RelayClient(RELAY_URL, api_key=KEY, spool_dir="data/relay-spool") as relay:
         await relay.hand_off(interaction, workflow_id=..., results=..., destination=WEBHOOK_URL)
 
+        # or, for a long command whose progress the user should see:
+        async with relay.run(interaction, workflow_id=..., title="Analysis") as run:
+            await run.progress("download", 1, 3)
+            await run.finish(results)
+
 The discord.py cog (``/retrieve_results``) lives in ``bot_client.discord_ext`` (extra
 ``discord``); this package itself needs only httpx and pydantic.
 """
@@ -39,13 +44,20 @@ from bot_client._models import (
     DestinationInfo,
     InteractionInfo,
     Message,
+    ProgressMessage,
     ResultPage,
     ResultRecord,
     ResultSubmission,
     ResultSummary,
     RetrievalInfo,
+    Run,
+    RunCreate,
+    RunFailure,
+    RunPage,
+    RunProgress,
 )
 from bot_client._retry import RetryPolicy
+from bot_client._run import RunHandle
 from bot_client._spool import FlushReport, Spool
 
 __version__ = "0.1.0"
@@ -66,6 +78,7 @@ __all__ = [
     "Message",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ProgressMessage",
     "RelayClient",
     "RelayError",
     "RelayUnavailable",
@@ -76,6 +89,12 @@ __all__ = [
     "ResultSummary",
     "RetrievalInfo",
     "RetryPolicy",
+    "Run",
+    "RunCreate",
+    "RunFailure",
+    "RunHandle",
+    "RunPage",
+    "RunProgress",
     "ServerError",
     "Spool",
     "SpoolError",

@@ -41,12 +41,24 @@ from bot_client._models import (
     ResultRecord,
     ResultSubmission,
     ResultSummary,
+    Run,
+    RunCreate,
+    RunFailure,
+    RunPage,
+    RunStatus,
     Status,
     as_destination,
 )
 from bot_client._redact import mask
-from bot_client._retry import RATE_LIMITED, RetryPolicy, parse_retry_after, retryable_status
-from bot_client._spool import CorruptSpoolFile, FlushReport, Spool
+from bot_client._retry import (
+    RATE_LIMITED,
+    RetryPolicy,
+    parse_retry_after,
+    retryable_status,
+    transient,
+)
+from bot_client._run import RunHandle
+from bot_client._spool import CorruptSpoolFile, FlushCounts, FlushReport, Spool, rejection_record
 
 log = logging.getLogger("bot_client")
 
@@ -155,9 +167,11 @@ class RelayClient:
         params: Mapping[str, str] | None = None,
         retry: RetryMode = "idempotent",
         secrets: Iterable[str] = (),
+        policy: RetryPolicy | None = None,
     ) -> httpx.Response:
         """One call with retries; a success answer, or the error translated once, here."""
         hidden = [self._api_key, *secrets]
+        policy = policy or self._retry
         attempt = 0
         while True:
             attempt += 1
@@ -183,7 +197,7 @@ class RelayClient:
                 retryable = retry == "idempotent" and retryable_status(status)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             rate_limited = status == RATE_LIMITED
-            if retryable and not self._retry.waits_for(retry_after, rate_limited=rate_limited):
+            if retryable and not policy.waits_for(retry_after, rate_limited=rate_limited):
                 # The service asks for a longer pause than a caller should be held for: give up
                 # now and leave the result to the spool flusher, rather than ask again too soon.
                 log.warning(
@@ -191,11 +205,11 @@ class RelayClient:
                     extra={"method": method, "path": path, "retry_after_s": retry_after},
                 )
                 retryable = False
-            if not retryable or attempt >= self._retry.attempts:
+            if not retryable or attempt >= policy.attempts:
                 # Raised outside the except block on purpose: httpx's exception, which holds the
                 # request and its Authorization header, is not chained to ours.
                 raise error
-            delay = self._retry.delay(
+            delay = policy.delay(
                 attempt, retry_after=retry_after, rng=self._rng, rate_limited=rate_limited
             )
             log.warning(
@@ -217,15 +231,22 @@ class RelayClient:
         self,
         *,
         workflow_id: str,
-        results: Mapping[str, Any],
+        results: Mapping[str, Any] | None = None,
         url: str | None = None,
         depth: str | None = None,
         message: MessageInput | None = None,
         destination: DestinationInput | None = None,
         interaction: InteractionRef | None = None,
         requester: Requester | None = None,
+        error: RunFailure | Mapping[str, str] | None = None,
     ) -> SubmitOutcome:
-        """Hand a finished result to the service (see ``submit``)."""
+        """Hand a finished result to the service (see ``submit``). With ``error`` (``stage``,
+        ``message``) it reports a failed run instead, ``results`` then being what there is of
+        them (``{}`` by default); the service delivers it rendered as an error."""
+        if results is None:
+            if error is None:
+                raise TypeError("submit_result() needs results (or error, for a failed run)")
+            results = {}
         # checked before pydantic sees them: it would answer a key that is not a string with an
         # error of its own that shows the value
         results = dict(results)
@@ -241,6 +262,7 @@ class RelayClient:
                 "destination": target or self.default_destination,
                 "interaction": interaction,
                 "requester": requester,
+                "error": error,
             }
         )
         return await self.submit(submission)
@@ -256,7 +278,7 @@ class RelayClient:
                 "POST", "/v1/results", json=body, secrets=submission.secrets()
             )
         except RelayError as exc:
-            if self.spool is None or not _transient(exc):
+            if self.spool is None or not transient(exc):
                 raise
             try:
                 path = await asyncio.to_thread(self.spool.write, body)
@@ -330,18 +352,8 @@ class RelayClient:
         cursor: str | None = None,
     ) -> ResultPage:
         """One page of results, newest first; pass ``next_cursor`` back for the next."""
-        params = {
-            "status": status,
-            "url": url,
-            "requester_id": None if requester_id is None else str(requester_id),
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
-            "limit": str(limit),
-            "cursor": cursor,
-        }
-        response = await self._request(
-            "GET", "/v1/results", params={k: v for k, v in params.items() if v is not None}
-        )
+        params = _list_params(status, url, requester_id, since, until, limit, cursor)
+        response = await self._request("GET", "/v1/results", params=params)
         return _parse(ResultPage, response)
 
     async def list_results(
@@ -395,6 +407,119 @@ class RelayClient:
     async def delete_result(self, workflow_id: str) -> None:
         await self._request("DELETE", f"/v1/results/{_segment(workflow_id)}", retry="unsent")
 
+    # -- runs ---------------------------------------------------------------------------------
+
+    def run(
+        self,
+        interaction: InteractionLike | InteractionRef | None,
+        *,
+        workflow_id: str,
+        destination: DestinationInput | None = None,
+        requester: Requester | None = None,
+        title: str | None = None,
+        url: str | None = None,
+        depth: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> RunHandle:
+        """``async with relay.run(interaction, workflow_id=...) as run:`` around a long command:
+        starts the run, sends ``run.progress(...)`` in the background, and submits
+        ``run.finish(results)`` or, when the block fails, the failure (see ``RunHandle``).
+
+        ``interaction`` is a discord.py ``Interaction`` (its user becomes the requester), an
+        ``InteractionRef``, or None for a run that lives in ``destination`` only."""
+        if isinstance(interaction, InteractionRef) or interaction is None:
+            ref = interaction
+        else:
+            ref = InteractionRef.from_interaction(interaction)
+            requester = requester or Requester.from_interaction(interaction)
+        target = as_destination(destination) if destination is not None else None
+        create = RunCreate(
+            workflow_id=workflow_id,
+            interaction=ref,
+            destination=target or self.default_destination,
+            requester=requester,
+            url=url,
+            depth=depth,
+            title=title,
+            timeout_seconds=timeout_seconds,
+        )
+        return RunHandle(self, create)
+
+    async def start_run(self, run: RunCreate, *, policy: RetryPolicy | None = None) -> Run:
+        """``POST /v1/runs``: a long run has started. Idempotent: the same body again answers
+        the same run; another body for the same ``workflow_id`` raises ``ConflictError``."""
+        response = await self._request(
+            "POST", "/v1/runs", json=run.to_body(), secrets=run.secrets(), policy=policy
+        )
+        return _parse(Run, response)
+
+    async def progress(
+        self,
+        workflow_id: str,
+        stage: str,
+        current: int | None = None,
+        total: int | None = None,
+        note: str | None = None,
+    ) -> Run:
+        """``PUT /v1/runs/{id}/progress``: the run's latest progress (latest wins). Raises
+        ``NotFoundError`` for an unknown run and ``ConflictError`` (``run_closed``) once it has
+        ended. ``RunHandle.progress`` is the variant that never raises nor waits."""
+        body = {"stage": stage, "current": current, "total": total, "note": note}
+        response = await self._request(
+            "PUT",
+            f"/v1/runs/{_segment(workflow_id)}/progress",
+            json={k: v for k, v in body.items() if v is not None},
+        )
+        return _parse(Run, response)
+
+    async def get_run(self, workflow_id: str) -> Run:
+        response = await self._request("GET", f"/v1/runs/{_segment(workflow_id)}")
+        return _parse(Run, response)
+
+    async def list_run_page(
+        self,
+        *,
+        status: RunStatus | None = None,
+        url: str | None = None,
+        requester_id: str | int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first; pass ``next_cursor`` back for the next."""
+        params = _list_params(status, url, requester_id, since, until, limit, cursor)
+        response = await self._request("GET", "/v1/runs", params=params)
+        return _parse(RunPage, response)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        url: str | None = None,
+        requester_id: str | int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[Run]:
+        """Every matching run, newest first, fetching pages as the caller iterates."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_run_page(
+                status=status,
+                url=url,
+                requester_id=requester_id,
+                since=since,
+                until=until,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     # -- destinations -------------------------------------------------------------------------
 
     async def put_destination(
@@ -434,7 +559,7 @@ class RelayClient:
         leaves the rest for next time. Safe to interrupt at any point: resending is idempotent."""
         spool = self._require_spool()
         async with self._flush_lock:
-            counts = _Counts()
+            counts = FlushCounts()
             paths = await asyncio.to_thread(spool.pending)
             for index, path in enumerate(paths):
                 try:
@@ -460,7 +585,7 @@ class RelayClient:
                 try:
                     check_body(body)  # e.g. NaN, spooled by an older client: never sendable
                 except UnserializableResult as exc:
-                    await asyncio.to_thread(spool.reject, path, body, _unserializable_record(exc))
+                    await asyncio.to_thread(spool.reject, path, body, rejection_record(exc))
                     counts.rejected += 1
                     log.error(
                         "spooled result is not faithful JSON; moved to rejected/",
@@ -472,7 +597,7 @@ class RelayClient:
                         "POST", "/v1/results", json=body, secrets=_body_secrets(body)
                     )
                 except _PERMANENT as exc:
-                    await asyncio.to_thread(spool.reject, path, body, _error_record(exc))
+                    await asyncio.to_thread(spool.reject, path, body, rejection_record(exc))
                     counts.rejected += 1
                     log.error(
                         "spooled result refused by the relay; moved to rejected/",
@@ -542,24 +667,6 @@ class RelayClient:
             await asyncio.sleep(interval)
 
 
-@dataclass(slots=True)
-class _Counts:
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    corrupt: int = 0
-
-    def report(self, *, remaining: int = 0, error: str | None = None) -> FlushReport:
-        return FlushReport(
-            accepted=self.accepted,
-            duplicate=self.duplicate,
-            rejected=self.rejected,
-            corrupt=self.corrupt,
-            remaining=remaining,
-            error=error,
-        )
-
-
 class _Attempts(BaseModel):
     items: list[Attempt]
 
@@ -582,6 +689,27 @@ def _parse(model: type[_Model], response: httpx.Response) -> _Model:
         ) from None
 
 
+def _list_params(
+    status: str | None,
+    url: str | None,
+    requester_id: str | int | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, str]:
+    params = {
+        "status": status,
+        "url": url,
+        "requester_id": None if requester_id is None else str(requester_id),
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "limit": str(limit),
+        "cursor": cursor,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
@@ -595,31 +723,3 @@ def _body_secrets(body: Mapping[str, Any]) -> list[str]:
     if isinstance(interaction, Mapping) and isinstance(interaction.get("token"), str):
         found.append(interaction["token"])
     return found
-
-
-def _transient(exc: RelayError) -> bool:
-    """An error that may pass if the same submission comes later: spool it, do not raise."""
-    if isinstance(exc, RelayUnavailable):
-        return True
-    return (
-        isinstance(exc, APIError)
-        and exc.status_code is not None
-        and retryable_status(exc.status_code)
-    )
-
-
-def _unserializable_record(exc: UnserializableResult) -> dict[str, Any]:
-    return {"status_code": None, "code": exc.code, "message": exc.message, "field": exc.field}
-
-
-def _error_record(exc: APIError) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "status_code": exc.status_code,
-        "code": exc.code,
-        "message": exc.message,
-    }
-    if isinstance(exc, ValidationError):
-        record["details"] = [
-            {"field": d.field, "code": d.code, "message": d.message} for d in exc.details
-        ]
-    return record

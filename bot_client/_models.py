@@ -1,5 +1,5 @@
-"""Typed bodies: what the bot sends (``ResultSubmission`` and its parts) and what the service
-answers (``ResultRecord``, ``ResultSummary``, ``DestinationInfo``, ``Attempt``...).
+"""Typed bodies: what the bot sends (``ResultSubmission``, ``RunCreate`` and their parts) and what
+the service answers (``ResultRecord``, ``ResultSummary``, ``Run``, ``DestinationInfo``...).
 
 Request models check types only; the service owns the rules (it answers 422 with a code), so the
 two cannot drift apart. Response models ignore fields they do not know, so a newer service does
@@ -20,6 +20,7 @@ from bot_client._json import check_body, check_json
 
 Status = Literal["pending", "delivered", "orphaned"]
 Route = Literal["webhook", "interaction"]
+RunStatus = Literal["running", "handed_off", "finished", "failed", "abandoned"]
 
 
 class Destination(BaseModel):
@@ -66,8 +67,18 @@ def as_destination(value: DestinationInput) -> Destination:
     return Destination.model_validate(dict(value))
 
 
+class RunFailure(BaseModel):
+    """Why a run failed: the stage it was in and a short, single-line message (never a
+    traceback). Sent with a failed run's result, and shown by the service in ``Run.error``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str
+    message: str
+
+
 class ResultSubmission(BaseModel):
-    """The body of ``POST /v1/results``."""
+    """The body of ``POST /v1/results``; with ``error`` it reports a failed run."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -79,6 +90,7 @@ class ResultSubmission(BaseModel):
     destination: Destination | None = None
     interaction: InteractionRef | None = None
     requester: Requester | None = None
+    error: RunFailure | None = None
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body; the same submission always gives the same body (idempotency).
@@ -96,12 +108,37 @@ class ResultSubmission(BaseModel):
 
     def secrets(self) -> list[str]:
         """The tokens this body carries, to mask wherever text about it is shown."""
-        found: list[str] = []
-        if self.destination is not None and self.destination.webhook_url:
-            found.append(self.destination.webhook_url)
-        if self.interaction is not None:
-            found.append(self.interaction.token)
-        return found
+        return _secrets(self.destination, self.interaction)
+
+
+class RunCreate(BaseModel):
+    """The body of ``POST /v1/runs``: a long run has started (the same body again is a no-op)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    interaction: InteractionRef | None = None
+    destination: Destination | None = None
+    requester: Requester | None = None
+    url: str | None = None
+    depth: str | None = None
+    title: str | None = None
+    timeout_seconds: int | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def secrets(self) -> list[str]:
+        return _secrets(self.destination, self.interaction)
+
+
+def _secrets(destination: Destination | None, interaction: InteractionRef | None) -> list[str]:
+    found: list[str] = []
+    if destination is not None and destination.webhook_url:
+        found.append(destination.webhook_url)
+    if interaction is not None:
+        found.append(interaction.token)
+    return found
 
 
 class _Answer(BaseModel):
@@ -181,3 +218,45 @@ class Attempt(_Answer):
     duration_ms: float
     error: str | None = None
     counted: bool = True
+
+
+class RunProgress(_Answer):
+    """The latest progress of a run (only the latest is kept)."""
+
+    stage: str
+    current: int | None = None
+    total: int | None = None
+    note: str | None = None
+    updated_at: datetime
+
+
+class ProgressMessage(_Answer):
+    """The Discord message that shows a run's progress: the deferred response while the
+    interaction's token lives, a channel message after the hand-off."""
+
+    route: Route
+    message_id: str
+
+
+class Run(_Answer):
+    """A run as the service shows it (``GET /v1/runs/{workflow_id}``)."""
+
+    workflow_id: str
+    status: RunStatus
+    title: str | None = None
+    url: str | None = None
+    depth: str | None = None
+    progress: RunProgress | None = None
+    created_at: datetime
+    updated_at: datetime
+    token_expires_at: datetime | None = None
+    handoff_at: datetime | None = None
+    progress_message: ProgressMessage | None = None
+    timeout_seconds: int
+    result_status: Status | None = None
+    error: RunFailure | None = None
+
+
+class RunPage(_Answer):
+    items: list[Run]
+    next_cursor: str | None = None

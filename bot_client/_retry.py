@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
+from bot_client._exceptions import APIError, RelayError, RelayUnavailable
+
 # Error answers that may succeed if the very same request comes again; every 5xx as well
 # (the service's own and a proxy's: 502/504 pages, Cloudflare's 520-524). The rest (400, 401,
 # 403, 404, 409, 413, 422...) are answers about this request or this key: never retried.
@@ -26,6 +28,17 @@ RATE_LIMITED = 429
 def retryable_status(status: int) -> bool:
     """Whether an error answer with ``status`` is worth the same request again."""
     return status in RETRYABLE_4XX or 500 <= status <= 599
+
+
+def transient(exc: RelayError) -> bool:
+    """An error that may pass if the same request comes later: spool it, do not raise."""
+    if isinstance(exc, RelayUnavailable):
+        return True
+    return (
+        isinstance(exc, APIError)
+        and exc.status_code is not None
+        and retryable_status(exc.status_code)
+    )
 
 
 @dataclass(frozen=True, slots=True)

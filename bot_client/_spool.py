@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot_client._exceptions import APIError, UnserializableResult, ValidationError
+
 FORMAT_VERSION = 1
 KIND = "result_submission"
 REJECTED = "rejected"
@@ -83,6 +85,42 @@ def _free_name(directory: Path, name: str) -> Path:
     if not target.exists():
         return target
     return directory / f"{time.time_ns()}-{name}"
+
+
+@dataclass(slots=True)
+class FlushCounts:
+    """A flush in progress, counted; ``report`` makes its ``FlushReport``."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    corrupt: int = 0
+
+    def report(self, *, remaining: int = 0, error: str | None = None) -> FlushReport:
+        return FlushReport(
+            accepted=self.accepted,
+            duplicate=self.duplicate,
+            rejected=self.rejected,
+            corrupt=self.corrupt,
+            remaining=remaining,
+            error=error,
+        )
+
+
+def rejection_record(exc: APIError | UnserializableResult) -> dict[str, Any]:
+    """Why a spooled submission was set aside in ``rejected/``, as stored next to it."""
+    if isinstance(exc, UnserializableResult):
+        return {"status_code": None, "code": exc.code, "message": exc.message, "field": exc.field}
+    record: dict[str, Any] = {
+        "status_code": exc.status_code,
+        "code": exc.code,
+        "message": exc.message,
+    }
+    if isinstance(exc, ValidationError):
+        record["details"] = [
+            {"field": d.field, "code": d.code, "message": d.message} for d in exc.details
+        ]
+    return record
 
 
 class Spool:

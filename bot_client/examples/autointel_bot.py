@@ -1,6 +1,7 @@
 """A small discord.py bot wired to result-relay: ``/autointel url:`` defers, runs a stand-in for
-a long analysis, and hands the results to the relay, which delivers them even after the
-interaction's 15 minutes are over. ``/retrieve_results`` comes from ``RelayCog``.
+a long analysis inside ``relay.run(...)``, reporting progress, and hands the results to the
+relay, which shows the progress and delivers them even after the interaction's 15 minutes are
+over. ``/retrieve_results`` comes from ``RelayCog``.
 
     DISCORD_TOKEN=... RELAY_URL=http://127.0.0.1:8080 RELAY_API_KEY=... \\
     RELAY_WEBHOOK_URL=https://discord.com/api/webhooks/<id>/<token> \\
@@ -33,7 +34,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot_client import RelayClient, token_warning
+from bot_client import RelayClient, RunHandle, token_warning
 from bot_client.discord_ext import RelayCog
 
 
@@ -45,28 +46,24 @@ class AutoIntel(commands.Cog):
     async def autointel(self, interaction: discord.Interaction, url: str) -> None:
         await interaction.response.defer(thinking=True)
         workflow_id = f"wf_{interaction.id}"  # stable: a retried hand-off is the same submission
-        results = await self.analyse(interaction, workflow_id, url)
-        outcome = await self.relay.hand_off(
-            interaction, workflow_id=workflow_id, results=results, url=url, depth="standard"
-        )
-        # The relay posts the results itself. Only a spooled hand-off is worth a word.
+        # The relay shows the progress, moves it to the channel before the token runs out, and
+        # posts the result, or the failure if analyse() raises. The command only reports.
+        async with self.relay.run(
+            interaction, workflow_id=workflow_id, title="Video analysis", url=url, depth="standard"
+        ) as run:
+            outcome = await run.finish(await self.analyse(run, url))
+        # Only a spooled result is worth a word (the relay was down).
         if outcome.spooled and token_warning(interaction).usable:
             await interaction.followup.send(
                 "The results are saved and will be posted as soon as the relay is back.",
                 ephemeral=True,
             )
 
-    async def analyse(
-        self, interaction: discord.Interaction, workflow_id: str, url: str
-    ) -> dict[str, Any]:
-        """Stand-in for the real workflow; warns once when the reply window is closing."""
-        warned = False
-        for _ in range(self.steps):
+    async def analyse(self, run: RunHandle, url: str) -> dict[str, Any]:
+        """Stand-in for the real workflow: a step every few seconds, each one shown."""
+        for step in range(1, self.steps + 1):
             await asyncio.sleep(self.seconds / self.steps)
-            status = token_warning(interaction, workflow_id=workflow_id)
-            if status.warn and not warned:
-                await interaction.followup.send(status.notice, ephemeral=True)
-                warned = True
+            await run.progress("analysing", step, self.steps)  # never waits, never raises
         return {"summary": f"No manipulation found in {url}.", "deception_score": 0.12}
 
 

@@ -14,9 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot_client import RelayClient, RetryPolicy
+from bot_client import RelayClient
 from service.config import Settings, load_settings
 from service.testing import DiscordEmulator, EmulatedWebhook
+from tests.bot_client.fake_relay import FAST_RETRY, FakeRelay
 from tests.conftest import Clock
 from tests.support import ACME_KEY, API_KEYS, SECRET_KEY
 
@@ -26,7 +27,6 @@ with warnings.catch_warnings():
     import discord  # noqa: F401
 
 MAX_BODY_BYTES = 64 * 1024
-FAST_RETRY = RetryPolicy(attempts=3, base=0.001, cap=0.01)
 OPEN_LIMITS = (10_000, 1.0)
 
 
@@ -72,3 +72,9 @@ async def relay(app: FastAPI, spool_dir: Path) -> AsyncIterator[RelayClient]:
         spool_dir=spool_dir,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def fake() -> FakeRelay:
+    """A scripted relay that knows runs (the service's runs are another part's work)."""
+    return FakeRelay()

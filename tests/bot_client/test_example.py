@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from bot_client import Destination, RelayClient
+from bot_client import Destination, RelayClient, RunHandle
 from bot_client.examples import autointel_bot
 from service.delivery.worker import Worker
 from service.testing import DiscordEmulator, EmulatedWebhook
+from tests.bot_client.fake_relay import FakeRelay
 from tests.bot_client.test_discord_ext import Recorder
-from tests.support import USER_ID
+from tests.support import APPLICATION_ID, INTERACTION_ID, INTERACTION_TOKEN, USER_ID
 
 
 def test_the_example_stays_small() -> None:
@@ -89,6 +92,64 @@ async def test_autointel_hands_its_results_to_the_relay(
     record = await relay.get_result(f"wf_{created.interaction_id}")
     assert record.url == "https://youtube.com/watch?v=abc"
     await worker.drain()
-    [message] = emulator.messages(hook.id)
-    assert message.content is not None and message.content.startswith(f"<@{USER_ID}>")
+    # (a relay with runs may also keep a progress message in the channel: not the result)
+    mentions = [
+        m for m in emulator.messages(hook.id) if (m.content or "").startswith(f"<@{USER_ID}>")
+    ]
+    assert len(mentions) == 1
     assert interaction.followup.send.calls == []  # nothing to say through a dead token
+
+
+def command_interaction(interaction_id: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=interaction_id,
+        application_id=int(APPLICATION_ID),
+        token=INTERACTION_TOKEN,
+        user=SimpleNamespace(id=int(USER_ID)),
+        guild_id=None,
+        channel_id=42,
+        response=SimpleNamespace(defer=Recorder()),
+        followup=SimpleNamespace(send=Recorder()),
+    )
+
+
+async def test_autointel_reports_each_step_of_its_run(fake: FakeRelay) -> None:
+    # given the example's command and a relay that knows runs
+    interaction = command_interaction(int(INTERACTION_ID))
+    async with fake.client() as relay:
+        cog = autointel_bot.AutoIntel(relay, seconds=0.0, steps=3)
+        # when the command runs
+        await cog.autointel.callback(cog, interaction, "https://youtube.com/watch?v=abc")  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+    # then it started a run, showed its steps in order (the background sender may drop one
+    # an update or the finish overtook), and finished it
+    [start] = fake.sent("POST", "runs")
+    assert start["title"] == "Video analysis" and start["workflow_id"] == f"wf_{INTERACTION_ID}"
+    progress = fake.sent("PUT", "progress")
+    assert progress[0] == {"stage": "analysing", "current": 1, "total": 3}
+    assert [p["current"] for p in progress] == sorted({p["current"] for p in progress})
+    [result] = fake.sent("POST", "results")
+    assert "error" not in result and result["results"]["deception_score"] == 0.12
+    assert interaction.followup.send.calls == []
+
+
+async def test_autointel_reports_a_failed_analysis(
+    fake: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an analysis that fails half-way
+    async def broken(self: Any, run: RunHandle, url: str) -> dict[str, Any]:
+        await run.progress("analysing", 1, 2)
+        raise TimeoutError("the video host did not answer")
+
+    monkeypatch.setattr(autointel_bot.AutoIntel, "analyse", broken)
+    async with fake.client() as relay:
+        cog = autointel_bot.AutoIntel(relay, seconds=0.0)
+        # when the command runs, it fails as it would without the relay
+        with pytest.raises(TimeoutError):
+            await cog.autointel.callback(cog, command_interaction(int(INTERACTION_ID)), "u")  # type: ignore[arg-type]
+    # and the relay was told where and why
+    [result] = fake.sent("POST", "results")
+    assert result["error"] == {
+        "stage": "analysing",
+        "message": "TimeoutError: the video host did not answer",
+    }
