@@ -17,7 +17,9 @@ from service.discord.split import clamp
 T = TypeVar("T")
 
 DEFAULT_TITLE = "Analysis complete"
+FAILED_TITLE = "Analysis failed"
 SUMMARY_COLOR = 0x5865F2
+ERROR_COLOR = 0xED4245
 # Keys whose text reads as the result's summary, in order of preference.
 SUMMARY_KEYS = ("summary", "description", "overview", "conclusion", "abstract")
 MAX_HEADLINES = 8
@@ -86,26 +88,45 @@ def fit_embed(embed: Embed, budget: int = LIMITS.embed_total) -> bool:
 
 
 def summary_embed(
-    *, workflow_id: str, results: Mapping[str, Any], url: str | None, depth: str | None
+    *,
+    workflow_id: str,
+    results: Mapping[str, Any],
+    url: str | None,
+    depth: str | None,
+    error: tuple[str, str] | None = None,
 ) -> tuple[Embed, bool]:
     """The default summary embed, and whether it shows every top-level result value whole
-    (if not, the caller attaches the full results)."""
+    (if not, the caller attaches the full results). With ``error`` (stage, message) it reports a
+    failed run instead: the error's message takes the description, its stage the first field,
+    and the results' own title and summary are left to the headlines and the attached JSON."""
     shown: set[str] = set()
     title = results.get("title")
-    embed: Embed = {"title": DEFAULT_TITLE}
-    if isinstance(title, str) and title.strip() and len(title.strip()) <= LIMITS.title:
+    embed: Embed = {"title": DEFAULT_TITLE if error is None else FAILED_TITLE}
+    if (
+        error is None
+        and isinstance(title, str)
+        and title.strip()
+        and len(title.strip()) <= LIMITS.title
+    ):
         embed["title"] = title.strip()
         shown.add("title")
     if is_embed_url(url) and not str(url).startswith("attachment:"):
         embed["url"] = url
     described = None
-    for key in SUMMARY_KEYS:
+    fields: list[Embed] = []
+    if error is not None:
+        stage = clamp(error[0], LIMITS.field_value)[0]
+        message = clamp(error[1], LIMITS.description)[0]
+        if message:
+            embed["description"] = message
+        if stage:
+            fields.append({"name": "Failed at", "value": stage})
+    for key in SUMMARY_KEYS if error is None else ():
         text = results.get(key)
         if isinstance(text, str) and text.strip():
             embed["description"], cut = clamp(text, LIMITS.description)
             described = None if cut else key
             break
-    fields: list[Embed] = []
     if isinstance(depth, str) and depth.strip():
         fields.append({"name": "Depth", "value": clamp(depth, 1024)[0], "inline": True})
     headline_keys: list[str] = []
@@ -121,10 +142,11 @@ def summary_embed(
     if fields:
         embed["fields"] = fields
     embed["footer"] = {"text": clamp(f"workflow {workflow_id}", LIMITS.footer_text)[0]}
-    embed["color"] = SUMMARY_COLOR
+    embed["color"] = SUMMARY_COLOR if error is None else ERROR_COLOR
     description = embed.get("description")
+    fixed = len(fields) - len(headline_keys)  # the stage and depth fields, before the headlines
     fit_embed(embed)
-    kept = len(embed.get("fields", [])) - (1 if isinstance(depth, str) and depth.strip() else 0)
+    kept = len(embed.get("fields", [])) - fixed
     shown.update(headline_keys[: max(0, kept)])
     if described is not None and embed.get("description") == description:
         shown.add(described)

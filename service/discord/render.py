@@ -10,6 +10,10 @@ Rendering rules (the helpers live in ``split.py``, ``embeds.py`` and ``report.py
 - Without a bot message (or with one that has neither content nor a usable embed) the result is
   one summary embed: title, source link, depth, up to 8 short top-level scalars, footer with the
   workflow id.
+- A failed run's result (``error``: stage and message) leads with an error rendering of the
+  summary embed ("Analysis failed", the message as its description, the stage as its first
+  field), which carries the mention; the bot's message, if any, follows it. The results' summary
+  and title are then not shown as such, so any results beyond the headlines go in the JSON.
 - A bot message is sent instead of the summary embed: its content split over parts (paragraph,
   line, word, then hard cuts; code fences closed and reopened across parts), then its embeds,
   cleaned to what Discord takes and spread over parts (10 and 6000 characters per part), the
@@ -100,7 +104,8 @@ class _BotMessage:
     raw: Mapping[str, Any]  # as the bot sent it, for the attached copy
 
 
-def _retrieve(workflow_id: str) -> str:
+def retrieve_command(workflow_id: str) -> str:
+    """The slash command that fetches this result from the service, for notes to the reader."""
     return clamp(f"/retrieve_results workflow_id:{workflow_id}", 300)[0]
 
 
@@ -114,25 +119,34 @@ def render_result(
     mention_user_id: str | None = None,
     file_limit: int = LIMITS.file_size,
     max_parts: int = DEFAULT_MAX_PARTS,
+    error: tuple[str, str] | None = None,
 ) -> list[Part]:
-    """The ordered messages that deliver one result (see the module docstring for the rules)."""
+    """The ordered messages that deliver one result (see the module docstring for the rules).
+    With ``error`` (stage, message) the result is a failed run's: the summary embed reports the
+    failure and always comes first, the bot's message (if any) after it."""
     if file_limit < 1:
         raise ValueError("file_limit must be at least one byte")
     if max_parts < 1:
         raise ValueError("max_parts must be at least one")
     mention = mention_user_id if mention_user_id and is_snowflake(mention_user_id) else None
-    summary, whole = summary_embed(workflow_id=workflow_id, results=results, url=url, depth=depth)
-    bot, cut = _bot_message(message, mention)
+    summary, whole = summary_embed(
+        workflow_id=workflow_id, results=results, url=url, depth=depth, error=error
+    )
+    # A failure is never left unsaid: its embed leads, and carries the mention.
+    lead = [_summary_body(summary, mention)] if error is not None else []
+    bot, cut = _bot_message(message, None if lead else mention)
     families, notes = _files(
         workflow_id, results, url, depth, file_limit, with_json=cut or not whole
     )
-    bodies = _bodies(bot, LIMITS.content) if bot else [_summary_body(summary, mention)]
+    bodies = [*lead, *_bodies(bot, LIMITS.content)] if bot else [_summary_body(summary, mention)]
     for note in notes:
         _add_note(bodies, note)
     parts = _parts(bodies, _group_files(_flat(families), file_limit), mention)
     if len(parts) <= max_parts:
         return parts
-    return _bounded(workflow_id, bot, summary, families, notes, mention, file_limit, max_parts)
+    return _bounded(
+        workflow_id, bot, summary, lead, families, notes, mention, file_limit, max_parts
+    )
 
 
 def _flat(families: Iterable[_Family]) -> list[_File]:
@@ -161,6 +175,7 @@ def _bounded(
     workflow_id: str,
     bot: _BotMessage | None,
     summary: Embed,
+    lead: list[dict[str, Any]],
     families: list[_Family],
     notes: list[str],
     mention: str | None,
@@ -191,17 +206,18 @@ def _bounded(
             message_file.files[0].label
             if message_file is not None
             else "The full text did not fit; it is retrievable from the service: "
-            f"`{_retrieve(workflow_id)}`"
+            f"`{retrieve_command(workflow_id)}`"
         )
         # Parts are cut short enough that the note always fits on whichever is last.
         note = _joined([*notes, told])
         bodies = _bodies(bot, LIMITS.content - len(note) - len(_NOTE_GAP) - len(FENCE) - 1)
-        if len(bodies) > room:
-            bodies = bodies[:room]
+        if len(lead) + len(bodies) > room:
+            bodies = bodies[: max(room - len(lead), 0)]
             notes.append(told)
         elif message_file is not None:
             # Everything fits after all: the copy is not needed, and its room goes to the rest.
             groups = _group_files(_flat(f for f in families if f is not message_file), file_limit)
+        bodies = [*lead, *bodies]
     if notes:
         _close_with_note(bodies, _joined(notes))
     return _parts(bodies, groups, mention)
@@ -291,7 +307,7 @@ def _files(
 ) -> tuple[list[_Family], list[str]]:
     """The attachments in order (JSON or its chunks, then the report) and notes for content."""
     stem = safe_stem(workflow_id)
-    retrieve = _retrieve(workflow_id)
+    retrieve = retrieve_command(workflow_id)
     families: list[_Family] = []
     notes: list[str] = []
     if with_json:
@@ -347,7 +363,7 @@ def _group_files(files: list[_File], file_limit: int) -> list[list[_File]]:
     )
 
 
-def _encodable(value: Any) -> Any:
+def encodable(value: Any) -> Any:
     """``value`` with every string UTF-8 encodable: surrogate pairs (as UTF-16 input can leave
     them) joined, lone surrogates replaced by U+FFFD. httpx sends JSON as UTF-8 and would fail
     on them; neither change makes a text longer, so every limit still holds."""
@@ -356,14 +372,14 @@ def _encodable(value: Any) -> Any:
             return value
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, dict):
-        return {k: _encodable(v) for k, v in value.items()}
+        return {k: encodable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_encodable(v) for v in value]
+        return [encodable(v) for v in value]
     return value
 
 
 def _part(body: dict[str, Any], group: list[_File], mention: str | None) -> Part:
-    payload: dict[str, Any] = _encodable(body)
+    payload: dict[str, Any] = encodable(body)
     payload["allowed_mentions"] = {"parse": [], "users": [mention]} if mention else {"parse": []}
     if group:
         payload["attachments"] = [

@@ -524,6 +524,102 @@ def test_the_same_inputs_render_the_same_parts() -> None:
     assert first == again
 
 
+# -- failed runs -----------------------------------------------------------------------------------
+
+ERROR = ("Transcribing", "The video host answered 403 Forbidden.")
+
+
+def test_a_failed_run_renders_an_error_embed_mentioning_the_requester() -> None:
+    parts = render({}, error=ERROR, mention_user_id=USER)
+    assert_sendable(parts)
+    assert len(parts) == 1
+    payload = parts[0].payload
+    assert payload["content"] == f"<@{USER}>"
+    assert payload["allowed_mentions"] == {"parse": [], "users": [USER]}
+    (embed,) = payload["embeds"]
+    assert embed["title"] == "Analysis failed"
+    assert embed["description"] == "The video host answered 403 Forbidden."
+    assert embed["fields"][0] == {"name": "Failed at", "value": "Transcribing"}
+    assert embed["footer"]["text"] == f"workflow {WF}"
+    assert embed["color"] != render({})[0].payload["embeds"][0]["color"]
+    assert parts[0].files == ()  # no results, nothing to attach
+
+
+def test_a_failed_run_attaches_its_partial_results_as_usual() -> None:
+    results = {"summary": "Half of the transcript.", "segments": [1, 2, 3]}
+    parts = render(results, error=ERROR)
+    assert_sendable(parts)
+    (embed,) = parts[0].payload["embeds"]
+    assert embed["description"] == ERROR[1]  # the error, not the results' summary
+    assert json.loads(files_named(parts)[f"results-{STEM}.json"]) == results
+
+
+def test_a_failed_runs_short_results_show_as_headlines() -> None:
+    parts = render({"title": "Moon", "score": 0.5}, error=ERROR)
+    (embed,) = parts[0].payload["embeds"]
+    assert embed["title"] == "Analysis failed"
+    shown = {f["name"]: f["value"] for f in embed["fields"]}
+    assert shown == {
+        "Failed at": "Transcribing",
+        "Depth": "standard",
+        "Title": "Moon",
+        "Score": "0.5",
+    }
+    assert parts[0].files == ()
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("s" * 2000, "m"),
+        ("stage", "word " * 2000),
+        ("stage", "m" * 10000),
+        ("s" * 5000, "m" * 5000),
+    ],
+)
+def test_an_over_long_error_is_cut_to_fit_with_an_ellipsis(stage: str, message: str) -> None:
+    parts = render({}, error=(stage, message))
+    assert_sendable(parts)
+    (embed,) = parts[0].payload["embeds"]
+    assert embed["fields"][0]["value"].startswith(stage.strip()[:100])
+    assert embed["description"].startswith(message.strip()[:100])
+    assert embed_size(embed) <= LIMITS.embed_total
+    assert ELLIPSIS in embed["fields"][0]["value"] + embed["description"]
+
+
+def test_an_error_message_is_shown_as_sent_apart_from_surrounding_space() -> None:
+    message = "  Line one: `code` and **bold**\n\nline two @everyone  "
+    (embed,) = render({}, error=("stage", message))[0].payload["embeds"]
+    assert embed["description"] == message.strip()
+
+
+def test_a_failed_runs_bot_message_follows_the_error_embed() -> None:
+    parts = render({}, {"content": "Partial notes."}, error=ERROR, mention_user_id=USER)
+    assert_sendable(parts)
+    assert [p.payload.get("content") for p in parts] == [f"<@{USER}>", "Partial notes."]
+    assert parts[0].payload["embeds"][0]["title"] == "Analysis failed"
+    assert parts[1].payload["allowed_mentions"] == {"parse": []}
+
+
+def test_a_failed_run_keeps_its_error_embed_when_parts_run_out() -> None:
+    message = {"content": ("para " * 300 + "\n\n") * 10}
+    parts = render({}, message, error=ERROR, mention_user_id=USER, max_parts=2)
+    assert_sendable(parts)
+    assert len(parts) == 2
+    assert parts[0].payload["embeds"][0]["title"] == "Analysis failed"
+    assert f"content-{STEM}.md" in files_named(parts)
+
+
+def test_a_failed_run_with_one_part_says_where_the_bot_message_is() -> None:
+    message = {"content": "para " * 1000}
+    parts = render({}, message, error=ERROR, max_parts=1)
+    assert_sendable(parts)
+    (part,) = parts
+    assert part.payload["embeds"][0]["title"] == "Analysis failed"
+    assert files_named(parts)[f"content-{STEM}.md"].startswith(b"para")
+    assert f"content-{STEM}.md" in part.payload["content"]
+
+
 # -- properties ------------------------------------------------------------------------------------
 
 _SPICE = [
@@ -600,6 +696,7 @@ _message = st.none() | st.fixed_dictionaries(
     url=st.none() | st.sampled_from([URL, "http://[::1"]) | _text,
     depth=st.none() | _text,
     max_parts=st.integers(1, 12),
+    error=st.none() | st.tuples(_any_text, _any_text),
 )
 def test_any_result_and_message_render_to_sendable_parts(
     results: dict[str, Any],
@@ -610,6 +707,7 @@ def test_any_result_and_message_render_to_sendable_parts(
     url: str | None,
     depth: str | None,
     max_parts: int,
+    error: tuple[str, str] | None,
 ) -> None:
     parts = render_result(
         workflow_id=workflow_id,
@@ -620,7 +718,10 @@ def test_any_result_and_message_render_to_sendable_parts(
         mention_user_id=mention,
         file_limit=file_limit,
         max_parts=max_parts,
+        error=error,
     )
+    if error is not None:
+        assert parts[0].payload["embeds"][0]["title"] == "Analysis failed"
     assert_sendable(parts, file_limit)
     assert len(parts) <= max_parts
     for i, part in enumerate(parts):
@@ -646,4 +747,5 @@ def test_any_result_and_message_render_to_sendable_parts(
         mention_user_id=mention,
         file_limit=file_limit,
         max_parts=max_parts,
+        error=error,
     )
