@@ -26,15 +26,23 @@ Control routes under `/_emulator` (JSON in and out; errors are `{"error": ...}`,
                                             -> 201 interaction, with token and expires_at
     GET    /interactions/{id}/followups     -> {"messages": [...]}
     GET    /interactions/{id}/original      -> the original response (a message)
+    GET    /messages/{message_id}/edits     -> {"edits": [{message_id, payload, received_at}]}
     GET    /limits                          -> {"webhook": [n, s], "channel": [..], "global": [..]}
     PUT    /limits                          same shape, any subset; every window restarts
     GET    /faults                          -> {"faults": [...]}, the pending ones
     POST   /faults                          {kind, webhook_id?, count?, seconds?} -> 201
+                                            (kind "30046" waits for a message edit)
     DELETE /faults                          -> 204, clears the pending faults
     GET    /counters                        -> EmulatorCounters as JSON
     POST   /counters/reset                  -> 204
 
 Messages in JSON carry attachment bytes as base64 in `attachments[].data`.
+
+Message edits (PATCH, `@original` included) are validated like executes, take from the same
+rate-limit bucket as the webhook's (or the interaction's) executes, are recorded per message
+(`edits(message_id)`) and counted (`counters.edits`). An interaction's token, and with it
+`@original`, lasts 15 minutes. A message older than an hour (wall clock) takes at most 5 edits
+in any rolling hour; the next answers 400 / 30046 (`state.OLD_MESSAGE_EDITS_PER_HOUR`).
 """
 
 from service.discord.snowflake import snowflake_time
@@ -45,6 +53,7 @@ from service.testing.models import (
     EmulatedWebhook,
     EmulatorCounters,
     ReceivedAttachment,
+    ReceivedEdit,
     ReceivedMessage,
 )
 from service.testing.server import AppServer, EmulatorServer, free_port
@@ -61,6 +70,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "ReceivedAttachment",
+    "ReceivedEdit",
     "ReceivedMessage",
     "free_port",
     "snowflake_time",

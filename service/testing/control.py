@@ -118,6 +118,10 @@ def control_routes(emulator: DiscordEmulator) -> list[BaseRoute]:
     async def original(request: Request) -> Response:
         return JSONResponse(emulator.original(request.path_params["interaction_id"]).to_json())
 
+    async def edits(request: Request) -> Response:
+        found = emulator.edits(request.path_params["message_id"])
+        return JSONResponse({"edits": [e.to_json() for e in found]})
+
     async def limits(request: Request) -> Response:
         if request.method == "PUT":
             body = await _json_object(request)
@@ -160,6 +164,7 @@ def control_routes(emulator: DiscordEmulator) -> list[BaseRoute]:
         ("/interactions", create_interaction, ["POST"]),
         ("/interactions/{interaction_id}/followups", followups, ["GET"]),
         ("/interactions/{interaction_id}/original", original, ["GET"]),
+        ("/messages/{message_id}/edits", edits, ["GET"]),
         ("/limits", limits, ["GET", "PUT"]),
         ("/faults", faults, ["GET", "POST", "DELETE"]),
         ("/counters", counters, ["GET"]),

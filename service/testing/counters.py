@@ -27,6 +27,7 @@ _INT_FIELDS = (
     "bad_user_agent",
     "unversioned_requests",
     "cloudflare_bans",
+    "edits",
 )
 
 

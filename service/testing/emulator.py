@@ -19,6 +19,7 @@ from service.testing.models import (
     EmulatedInteraction,
     EmulatedWebhook,
     EmulatorCounters,
+    ReceivedEdit,
     ReceivedMessage,
 )
 from service.testing.ratelimit import Limit, RateLimiter
@@ -139,7 +140,11 @@ class DiscordEmulator:
         count: int = 1,
         seconds: float | None = None,
     ) -> Fault:
-        """Queues a failure for the next `count` requests to `webhook_id` (None: any)."""
+        """Queues a failure for the next `count` requests to `webhook_id` (None: any).
+
+        `"30046"` waits for message edits only (other requests pass it by) and refuses them as
+        Discord does for messages older than an hour; for an interaction's messages,
+        `webhook_id` is its application id."""
         return self._faults.add(kind, webhook_id=webhook_id, count=count, seconds=seconds)
 
     def pending_faults(self) -> list[Fault]:
@@ -167,6 +172,10 @@ class DiscordEmulator:
     def original(self, interaction_id: str) -> ReceivedMessage:
         """The interaction's original (deferred) response, after any `@original` edits."""
         return self._state.original(interaction_id)
+
+    def edits(self, message_id: str) -> list[ReceivedEdit]:
+        """The edits applied to a webhook message, follow-up or `@original`, in order."""
+        return self._state.edits(message_id)
 
     # -- counters ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ UNKNOWN_CHANNEL = 10003
 UNKNOWN_MESSAGE = 10008
 UNKNOWN_WEBHOOK = 10015
 MAX_ATTACHMENTS = 30015
+OLD_MESSAGE_EDITS = 30046
 ENTITY_TOO_LARGE = 40005
 EMPTY_MESSAGE = 50006
 INVALID_WEBHOOK_TOKEN = 50027
@@ -28,6 +29,9 @@ MESSAGES: dict[int, str] = {
     UNKNOWN_MESSAGE: "Unknown Message",
     UNKNOWN_WEBHOOK: "Unknown Webhook",
     MAX_ATTACHMENTS: "Maximum number of attachments in a message reached (10)",
+    OLD_MESSAGE_EDITS: (
+        "Maximum number of edits to messages older than 1 hour reached. Try again later"
+    ),
     ENTITY_TOO_LARGE: "Request entity too large",
     EMPTY_MESSAGE: "Cannot send an empty message",
     INVALID_WEBHOOK_TOKEN: "Invalid Webhook Token",

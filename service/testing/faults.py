@@ -3,7 +3,8 @@
 Faults queue up in order and each is consumed by the next matching request, `count` times.
 Pre-handling faults answer instead of Discord (nothing is stored); the `*_after_store` kinds
 store the message first and then lose or delay the answer, which is the ambiguous case a sender
-must survive without losing or silently duplicating a result.
+must survive without losing or silently duplicating a result. `30046` refuses the next message
+edit as if the message were older than an hour and out of edits; only edits consume it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ FaultKind = Literal[
     "drop",
     "drop_after_store",
     "cloudflare_429",
+    "30046",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 AFTER_STORE: frozenset[str] = frozenset({"hang_after_store", "drop_after_store"})
+# Faults only a message edit can meet; other requests pass them by and leave them queued.
+EDIT_ONLY: frozenset[str] = frozenset({"30046"})
 DEFAULT_HANG_SECONDS = 30.0
 SERVICE_UNAVAILABLE_RETRY_S = 5
 
@@ -80,11 +84,12 @@ class FaultQueue:
             self._faults.append(fault)
         return fault
 
-    def take(self, webhook_id: str) -> Fault | None:
-        """Consumes one use of the first fault aimed at `webhook_id` (or at any webhook)."""
+    def take(self, webhook_id: str, *, edit: bool = False) -> Fault | None:
+        """Consumes one use of the first fault aimed at `webhook_id` (or at any webhook) that
+        this request can meet: edit-only faults wait for an `edit`."""
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if fault.webhook_id in (None, webhook_id):
+                if fault.webhook_id in (None, webhook_id) and (edit or fault.kind not in EDIT_ONLY):
                     fault.count -= 1
                     if fault.count == 0:
                         del self._faults[i]
@@ -92,8 +97,8 @@ class FaultQueue:
         return None
 
     def give_back(self, fault: Fault) -> None:
-        """Returns an unused after-store fault to the head of the queue (the request failed
-        before storing anything, so the fault must still hit the next attempt)."""
+        """Returns an unused after-store or edit fault to the head of the queue (the request
+        failed before storing or editing anything, so the fault must still hit the next one)."""
         with self._lock:
             self._faults.insert(0, Fault(fault.kind, fault.webhook_id, 1, fault.seconds))
 

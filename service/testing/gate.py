@@ -29,6 +29,7 @@ from service.testing.errors import (
 )
 from service.testing.faults import (
     AFTER_STORE,
+    EDIT_ONLY,
     DropResponse,
     Fault,
     FaultQueue,
@@ -39,7 +40,15 @@ from service.testing.models import EmulatedInteraction, EmulatedWebhook
 from service.testing.ratelimit import RateLimiter, Verdict
 from service.testing.state import EmulatorState
 
-RouteKey = Literal["execute", "webhook", "message"]
+RouteKey = Literal["execute", "edit", "webhook", "message"]
+# Edits take from the bucket that executes take from (one webhook, or one interaction, 5 per
+# 2 s as REFERENCE.md observes); GET and DELETE of a message keep a bucket of their own.
+_BUCKETS: dict[RouteKey, str] = {
+    "execute": "execute",
+    "edit": "execute",
+    "webhook": "webhook",
+    "message": "message",
+}
 _VERSIONED = re.compile(r"^/api/v(\d+)/")
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 
@@ -78,6 +87,8 @@ class Call:
     token: str
     route: RouteKey
     headers: dict[str, str] = field(default_factory=dict)
+    # An injected 30046 waiting for this edit; the handler clears it when it answers with it.
+    edit_fault: Fault | None = None
 
     @property
     def version(self) -> int | None:
@@ -129,7 +140,15 @@ class Gate:
     async def _run(self, call: Call, handler: Handler) -> Response:
         if self._counters.banned():
             return self._cloudflare()
-        fault = self._faults.take(call.webhook_id)
+        fault = self._faults.take(call.webhook_id, edit=call.route == "edit")
+        if fault is not None and fault.kind in EDIT_ONLY:
+            call.edit_fault = fault
+            try:
+                return await self._admit_and_handle(call, handler)
+            finally:
+                if call.edit_fault is not None:
+                    # Refused before the edit (rate limit, token, body): the next edit meets it.
+                    self._faults.give_back(call.edit_fault)
         if fault is not None and fault.kind not in AFTER_STORE:
             return await self._pre_store_fault(fault)
         try:
@@ -170,7 +189,7 @@ class Gate:
         self._counters.touch_target(call.webhook_id, (call.webhook_id, _digest(call.token)))
         owner = f"{call.webhook_id}:{_digest(call.token)}" if interaction_route else call.webhook_id
         verdict = self._limiter.acquire_route(
-            bucket=(owner, call.route),
+            bucket=(owner, _BUCKETS[call.route]),
             lane=(call.webhook_id, call.thread_query or ""),
             counts_global=not interaction_route,
         )

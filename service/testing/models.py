@@ -127,9 +127,23 @@ class ReceivedMessage:
 
 
 @dataclass(frozen=True)
+class ReceivedEdit:
+    """One edit Discord applied to a message: the PATCH body as sent and when it arrived
+    (the emulator's wall clock, Unix seconds)."""
+
+    message_id: str
+    payload: dict[str, Any]
+    received_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class EmulatorCounters:
     """Misbehaviour and traffic counters. Every one of them should be zero for a good client,
-    except `total_requests`, `max_concurrent_per_webhook` and `rate_limited["shared"]`."""
+    except `total_requests`, `edits` (message edits applied), `max_concurrent_per_webhook` and
+    `rate_limited["shared"]`."""
 
     total_requests: int = 0
     payload_400s: int = 0
@@ -145,6 +159,7 @@ class EmulatorCounters:
     bad_user_agent: int = 0
     unversioned_requests: int = 0
     cloudflare_bans: int = 0
+    edits: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

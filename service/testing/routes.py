@@ -17,6 +17,7 @@ from service.testing.counters import CounterBook
 from service.testing.errors import (
     FORUM_NEEDS_THREAD,
     FORUM_THREAD_ID_AND_NAME,
+    OLD_MESSAGE_EDITS,
     THREAD_NAME_OUTSIDE_FORUM,
     UNKNOWN_CHANNEL,
     UNKNOWN_MESSAGE,
@@ -26,7 +27,7 @@ from service.testing.errors import (
     snowflake_error,
     type_error,
 )
-from service.testing.gate import Call, Gate, Target, is_snowflake
+from service.testing.gate import Call, Gate, RouteKey, Target, is_snowflake
 from service.testing.ratelimit import RateLimiter, Verdict
 from service.testing.render import message_json, webhook_json
 from service.testing.schema import MessageSchemas
@@ -88,7 +89,8 @@ class DiscordRoutes:
         return await self._gate.serve(request, "webhook", self._webhook_object)
 
     async def _message_endpoint(self, request: Request) -> Response:
-        return await self._gate.serve(request, "message", self._message)
+        route: RouteKey = "edit" if request.method == "PATCH" else "message"
+        return await self._gate.serve(request, route, self._message)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -243,5 +245,9 @@ class DiscordRoutes:
         merged = self._state.preview_edit(stored, body.payload)
         count = len(body.attachments) if body.attachments is not None else len(existing)
         require_something(merged, count)
+        if call.edit_fault is not None or not self._state.edit_allowed(stored):
+            call.edit_fault = None
+            raise DiscordError(400, OLD_MESSAGE_EDITS, category="other")
         self._state.edit_message(stored, body.payload, body.attachments)
+        self._counters.bump("edits")
         return JSONResponse(message_json(stored), headers=call.headers)

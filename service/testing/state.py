@@ -19,10 +19,17 @@ from service.testing.models import (
     EmulatedInteraction,
     EmulatedWebhook,
     ReceivedAttachment,
+    ReceivedEdit,
     ReceivedMessage,
     SnowflakeFactory,
 )
 from service.testing.validation import AttachmentPlan
+
+# Discord caps edits to messages older than an hour (30046, REFERENCE.md "Editing over time")
+# without saying how far. The emulator allows this many edits in any rolling hour once a message
+# is an hour old, so a progress message edited every few seconds hits the cap at once.
+OLD_MESSAGE_AGE_S = 3600.0
+OLD_MESSAGE_EDITS_PER_HOUR = 5
 
 
 def webhook_token() -> str:
@@ -53,7 +60,7 @@ class StoredMessage:
     author_name: str
     application_id: str | None = None
     type: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[ReceivedEdit] = field(default_factory=list)
 
 
 class EmulatorState:
@@ -269,6 +276,21 @@ class EmulatorState:
             merged.update({k: v for k, v in payload.items() if k in merged})
             return merged
 
+    def edit_allowed(self, stored: StoredMessage) -> bool:
+        """False when the message is over an hour old and already had its edits this hour."""
+        with self._lock:
+            now = self._wall_clock()
+            created = snowflake_time(stored.message.id)
+            if now - created < OLD_MESSAGE_AGE_S:
+                return True
+            recent = [
+                e
+                for e in stored.edits
+                if e.received_at - created >= OLD_MESSAGE_AGE_S
+                and e.received_at > now - OLD_MESSAGE_AGE_S
+            ]
+            return len(recent) < OLD_MESSAGE_EDITS_PER_HOUR
+
     def edit_message(
         self,
         stored: StoredMessage,
@@ -293,7 +315,15 @@ class EmulatorState:
                 changes["attachments"] = self._attachments(attachments, old.attachments)
             now = self._wall_clock()
             stored.message = replace(old, **changes, edits=[*old.edits, payload], edited_at=now)
+            stored.edits.append(ReceivedEdit(old.id, payload, now))
             return stored.message
+
+    def edits(self, message_id: str) -> list[ReceivedEdit]:
+        with self._lock:
+            stored = self._messages.get(message_id)
+            if stored is None:
+                raise KeyError(f"unknown message {message_id}")
+            return list(stored.edits)
 
     def delete_message(self, stored: StoredMessage) -> None:
         with self._lock:

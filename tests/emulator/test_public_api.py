@@ -24,6 +24,7 @@ EXPECTED = {
     "Fault",
     "FaultKind",
     "ReceivedAttachment",
+    "ReceivedEdit",
     "ReceivedMessage",
     "free_port",
     "snowflake_time",

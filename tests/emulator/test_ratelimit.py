@@ -233,19 +233,20 @@ async def test_set_limits_applies_at_once(
         emulator.set_limits(channel=(0, 1.0))
 
 
-async def test_message_edits_have_their_own_bucket(
+async def test_message_edits_take_from_the_webhooks_execute_bucket(
     discord: httpx.AsyncClient, emulator: DiscordEmulator, webhook: EmulatedWebhook
 ) -> None:
-    # given an execute bucket that is used up
+    # given an execute bucket that one post used up
     emulator.set_limits(webhook=(1, 10.0))
     posted = await post(discord, webhook)
     path = f"/api/v10/webhooks/{webhook.id}/{webhook.token}/messages/{posted.json()['id']}"
-    # when the message is edited
+    # when the message is edited at once
     edit = await discord.patch(path, json=body(content="edited"))
-    # then the edit route has a bucket of its own
-    assert edit.status_code == 200
-    assert edit.headers["X-RateLimit-Bucket"] != posted.headers["X-RateLimit-Bucket"]
-    assert edit.headers["X-RateLimit-Remaining"] == "0"
+    # then the edit is refused from the same bucket, and the message keeps its text
+    assert edit.status_code == 429
+    assert edit.headers["X-RateLimit-Bucket"] == posted.headers["X-RateLimit-Bucket"]
+    assert emulator.messages(webhook.id)[0].content == "x"
+    assert emulator.counters.edits == 0
 
 
 async def test_retry_after_header_is_whole_seconds_rounded_up(
