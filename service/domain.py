@@ -60,6 +60,7 @@ class NewResult:
     destination: Destination | None = None
     interaction: Interaction | None = None
     requester: Requester | None = None
+    error: tuple[str, str] | None = None  # a failed run's (stage, message)
     # The results as the store keeps them (jsonpieces.storable_json), when the API encoded them
     # already: off the event loop for a large body, where the size is known. Else the store does.
     results_json: str | None = field(default=None, repr=False)
@@ -117,6 +118,7 @@ class ResultRecord:
     # Every attempt in the history; ``attempts`` counts only those that use up the retry budget
     # since the last (re)delivery.
     attempts_made: int = 0
+    error: tuple[str, str] | None = None  # a failed run's (stage, message): rendered as an error
 
 
 @dataclass(frozen=True, slots=True)

@@ -602,6 +602,9 @@ def record_from_row(
         body_hash=row["body_hash"],
         in_flight=in_flight,
         attempts_made=attempts_made,
+        error=(row["error_stage"], row["error_message"])
+        if row["error_stage"] is not None
+        else None,
     )
 
 
@@ -662,6 +665,8 @@ def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
         "requester_guild_id": req.guild_id if req else None,
         "requester_channel_id": req.channel_id if req else None,
         "lane": new.lane,
+        "error_stage": new.error[0] if new.error else None,
+        "error_message": new.error[1] if new.error else None,
     }
 
 

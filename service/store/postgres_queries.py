@@ -51,6 +51,8 @@ ACCEPT_COLUMNS: Final = (
     "requester_guild_id",
     "requester_channel_id",
     "lane",
+    "error_stage",
+    "error_message",
 )
 _N = len(ACCEPT_COLUMNS)
 _LANE = ACCEPT_COLUMNS.index("lane") + 1
@@ -62,7 +64,7 @@ _VALUES = ", ".join(
     for i, name in enumerate(ACCEPT_COLUMNS, start=1)
 )
 
-# $1..$19 ACCEPT_COLUMNS, $20 now, $21 wake. One statement, one round trip: enter the webhook
+# $1..$21 ACCEPT_COLUMNS, $22 now, $23 wake. One statement, one round trip: enter the webhook
 # (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
 # row comes back and the caller reads the existing one), and (wake) announce the new result to
 # the fleet if it is pending, delivered on commit.

@@ -48,3 +48,7 @@ CREATE TABLE runs (
 CREATE INDEX runs_tenant_created ON runs (tenant, created_at DESC, id DESC);
 CREATE INDEX runs_due ON runs (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX runs_created ON runs (created_at);
+
+-- A failed run's result carries its error (stage, message): it is rendered as an error.
+ALTER TABLE results ADD COLUMN error_stage TEXT;
+ALTER TABLE results ADD COLUMN error_message TEXT;

@@ -1,0 +1,322 @@
+"""Runs against the Discord emulator: what Discord received (edits per message, in order) and
+what the store holds, with a hand-moved clock and ``worker.drain()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from service.delivery.worker import Worker
+from service.testing import DiscordEmulator
+from tests.conftest import Clock
+from tests.integration.test_delivery import assert_discord_saw_no_misbehaviour
+from tests.support import ACME, OTHER, USER_ID
+
+HANDOFF = 720.0  # the default RELAY_HANDOFF_AT_SECONDS
+
+
+def _interaction(interaction: Any) -> dict[str, str]:
+    return {
+        "application_id": interaction.application_id,
+        "interaction_id": interaction.interaction_id,
+        "token": interaction.token,
+    }
+
+
+def run_body(workflow_id: str, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "title": "Analysis of a video",
+        "url": "https://youtube.com/watch?v=abc",
+        "requester": {"user_id": USER_ID},
+    }
+    body.update(fields)
+    return body
+
+
+async def start(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/v1/runs", json=body, headers=ACME)
+    assert response.status_code == 201, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+async def progress(
+    client: httpx.AsyncClient, workflow_id: str, stage: str, current: int, total: int = 10
+) -> None:
+    response = await client.put(
+        f"/v1/runs/{workflow_id}/progress",
+        json={"stage": stage, "current": current, "total": total},
+        headers=ACME,
+    )
+    assert response.status_code == 202, response.text
+
+
+async def get_run(client: httpx.AsyncClient, workflow_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/runs/{workflow_id}", headers=ACME)
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+def description(payload: dict[str, Any]) -> str:
+    text: str = payload["embeds"][0]["description"]
+    return text
+
+
+async def test_progress_edits_the_deferred_response_coalesced_at_most_every_interval(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a run on a fresh interaction
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction()
+    await start(
+        client,
+        run_body(
+            "run_1", interaction=_interaction(interaction), destination={"webhook_url": hook.url}
+        ),
+    )
+    # when three updates arrive at once, and one more after the interval
+    for i in (1, 2, 3):
+        await progress(client, "run_1", "download", i)
+    await worker.drain()
+    await progress(client, "run_1", "analyse", 4)
+    await worker.drain()  # within the interval: nothing yet
+    clock.advance(3)
+    await worker.drain()
+    # then the deferred response was edited twice, showing the latest each time
+    edits = emulator.edits(interaction.original_message_id)
+    assert len(edits) == 2
+    assert "3/10" in description(edits[0].payload) and "4/10" in description(edits[1].payload)
+    assert all(e.payload["allowed_mentions"] == {"parse": []} for e in edits)
+    assert emulator.messages(hook.id) == []
+    run = await get_run(client, "run_1")
+    assert run["status"] == "running"
+    assert run["progress_message"] == {"route": "interaction", "message_id": None}
+    assert run["progress"]["stage"] == "analyse"
+    metrics = (await client.get("/metrics")).text
+    assert "relay_progress_coalesced_total 2.0" in metrics
+    assert_discord_saw_no_misbehaviour(emulator)
+
+
+async def test_hand_off_edits_the_notice_then_one_channel_message_is_edited_in_place(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a run whose interaction is close to the hand-off time
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction(age_seconds=HANDOFF - 10)
+    await start(
+        client,
+        run_body(
+            "run_2", interaction=_interaction(interaction), destination={"webhook_url": hook.url}
+        ),
+    )
+    await progress(client, "run_2", "download", 1)
+    await worker.drain()
+    # when the hand-off time comes, and progress goes on after it
+    clock.advance(10)
+    await worker.drain()
+    await progress(client, "run_2", "analyse", 5)
+    clock.advance(3)
+    await worker.drain()
+    await progress(client, "run_2", "analyse", 6)
+    clock.advance(3)
+    await worker.drain()
+    # then the deferred response shows the notice, and one channel message was edited twice
+    original = emulator.edits(interaction.original_message_id)
+    assert len(original) == 2
+    assert "/retrieve_results workflow_id:run_2" in description(original[-1].payload)
+    [channel] = emulator.messages(hook.id)
+    edits = emulator.edits(channel.id)
+    assert [
+        ("5/10" in description(e.payload), "6/10" in description(e.payload)) for e in edits
+    ] == [
+        (True, False),
+        (False, True),
+    ]
+    run = await get_run(client, "run_2")
+    assert run["status"] == "handed_off"
+    assert run["progress_message"] == {"route": "webhook", "message_id": channel.id}
+    assert run["handoff_at"] is not None and run["token_expires_at"] is not None
+    assert "relay_run_handoffs_total 1.0" in (await client.get("/metrics")).text
+    assert_discord_saw_no_misbehaviour(emulator)
+
+
+async def test_a_run_without_interaction_starts_in_the_channel_and_finishes_there(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a run with only a channel webhook, with some progress
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_3", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    await progress(client, "run_3", "analyse", 9)
+    clock.advance(3)
+    await worker.drain()
+    # when its result arrives without saying where it goes
+    response = await client.post(
+        "/v1/results", json={"workflow_id": "run_3", "results": {"summary": "ok"}}, headers=ACME
+    )
+    assert response.status_code == 202, response.text
+    await worker.drain()
+    # then the progress message shows done, and the result came as a new message mentioning
+    # the requester
+    progress_message, result_message = emulator.messages(hook.id)
+    edits = emulator.edits(progress_message.id)
+    assert "9/10" in description(edits[0].payload)
+    assert description(edits[-1].payload).startswith("Done after")
+    assert result_message.content is not None and f"<@{USER_ID}>" in result_message.content
+    run = await get_run(client, "run_3")
+    assert (run["status"], run["result_status"]) == ("finished", "delivered")
+    assert_discord_saw_no_misbehaviour(emulator)
+
+
+async def test_a_failed_run_is_rendered_as_an_error_without_results(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
+) -> None:
+    # given a channel run
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_4", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    # when it reports a failure instead of results
+    response = await client.post(
+        "/v1/results",
+        json={"workflow_id": "run_4", "error": {"stage": "transcribe", "message": "no audio"}},
+        headers=ACME,
+    )
+    assert response.status_code == 202, response.text
+    await worker.drain()
+    # then the run is failed with its error, its progress message says so, and the result is
+    # an error rendering
+    run = await get_run(client, "run_4")
+    assert run["status"] == "failed"
+    assert run["error"] == {"stage": "transcribe", "message": "no audio"}
+    assert run["result_status"] == "delivered"
+    progress_message, result_message = emulator.messages(hook.id)
+    final = description(emulator.edits(progress_message.id)[-1].payload)
+    assert final.startswith("Failed during **transcribe**") and "no audio" in final
+    text = str(result_message.embeds)
+    assert "transcribe" in text and "no audio" in text
+    assert "Traceback" not in text
+
+
+async def test_a_silent_run_is_abandoned_and_a_late_result_still_delivered(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a channel run that goes silent past its timeout
+    hook = emulator.create_webhook()
+    await start(
+        client, run_body("run_5", destination={"webhook_url": hook.url}, timeout_seconds=60)
+    )
+    await worker.drain()
+    clock.advance(61)
+    await worker.drain()
+    # then the user is told in a new message, the progress message says it stopped, and the
+    # run is abandoned
+    progress_message, notice = emulator.messages(hook.id)
+    stopped = description(emulator.edits(progress_message.id)[-1].payload)
+    assert stopped.startswith("Stopped without a result")
+    assert notice.allowed_mentions == {"parse": [], "users": [USER_ID]}
+    assert "/retrieve_results workflow_id:run_5" in str(notice.embeds)
+    assert (await get_run(client, "run_5"))["status"] == "abandoned"
+    response = await client.put("/v1/runs/run_5/progress", json={"stage": "late"}, headers=ACME)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "run_closed"
+    # when its result arrives after all
+    response = await client.post(
+        "/v1/results", json={"workflow_id": "run_5", "results": {"a": 1}}, headers=ACME
+    )
+    assert response.status_code == 202
+    await worker.drain()
+    # then it is delivered and the run is finished
+    assert len(emulator.messages(hook.id)) == 3
+    run = await get_run(client, "run_5")
+    assert (run["status"], run["result_status"]) == ("finished", "delivered")
+    assert "relay_runs_abandoned_total 1.0" in (await client.get("/metrics")).text
+
+
+async def test_an_edit_refused_for_an_old_message_posts_a_fresh_progress_message(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a channel run with its progress message
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_6", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    # when the next edit is refused with 30046
+    emulator.inject_fault("30046", webhook_id=hook.id)
+    await progress(client, "run_6", "analyse", 2)
+    clock.advance(3)
+    await worker.drain()
+    # then a fresh message shows the progress and the run goes on with it
+    first, fresh = emulator.messages(hook.id)
+    assert "2/10" in fresh.embeds[0]["description"]
+    run = await get_run(client, "run_6")
+    assert run["progress_message"] == {"route": "webhook", "message_id": fresh.id}
+    assert emulator.edits(first.id) == []
+
+
+async def test_a_dead_webhook_stops_the_runs_channel_messages(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a channel run whose webhook is then deleted
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_7", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    emulator.delete_webhook(hook.id)
+    # when progress comes twice
+    for i in (1, 2):
+        await progress(client, "run_7", "analyse", i)
+        clock.advance(3)
+        await worker.drain()
+    # then no request reached the webhook after its 404, and the run goes on without it
+    assert emulator.counters.requests_after_404 == 0
+    run = await get_run(client, "run_7")
+    assert run["status"] == "running" and run["progress"]["current"] == 2
+
+
+async def test_start_is_idempotent_and_scoped_to_the_tenant(
+    client: httpx.AsyncClient, emulator: DiscordEmulator
+) -> None:
+    hook = emulator.create_webhook()
+    body = run_body("run_8", destination={"webhook_url": hook.url})
+    assert (await client.post("/v1/runs", json=body, headers=ACME)).status_code == 201
+    assert (await client.post("/v1/runs", json=body, headers=ACME)).status_code == 200
+    other = {**body, "title": "Another"}
+    conflict = await client.post("/v1/runs", json=other, headers=ACME)
+    assert conflict.status_code == 409
+    assert (await client.get("/v1/runs/run_8", headers=OTHER)).status_code == 404
+    missing = await client.put("/v1/runs/nope/progress", json={"stage": "x"}, headers=ACME)
+    assert missing.status_code == 404
+    listed = (await client.get("/v1/runs?status=running", headers=ACME)).json()
+    assert [r["workflow_id"] for r in listed["items"]] == ["run_8"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"workflow_id": "r"}, "missing_destination"),
+        (
+            {"workflow_id": "r", "destination": {"name": "x"}, "timeout_seconds": 10},
+            "invalid_request",
+        ),
+    ],
+)
+async def test_invalid_runs_are_refused_with_a_code(
+    client: httpx.AsyncClient, body: dict[str, Any], code: str
+) -> None:
+    response = await client.post("/v1/runs", json=body, headers=ACME)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] in (code, "invalid_timeout_seconds")
+
+
+async def test_progress_beyond_its_total_is_refused(
+    client: httpx.AsyncClient, emulator: DiscordEmulator
+) -> None:
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_9", destination={"webhook_url": hook.url}))
+    response = await client.put(
+        "/v1/runs/run_9/progress", json={"stage": "x", "current": 5, "total": 4}, headers=ACME
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_progress"
+    assert (await get_run(client, "run_9"))["progress"] is None
