@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.api.deps import Services
 from service.delivery.worker import Worker
 from service.testing import DiscordEmulator
 from tests.conftest import Clock
@@ -320,3 +321,76 @@ async def test_progress_beyond_its_total_is_refused(
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_progress"
     assert (await get_run(client, "run_9"))["progress"] is None
+
+
+async def test_a_run_claimed_by_a_crashed_replica_is_taken_over_and_handed_off(
+    client: httpx.AsyncClient,
+    emulator: DiscordEmulator,
+    worker: Worker,
+    clock: Clock,
+    services: Services,
+) -> None:
+    # given a run held by a replica that crashed (its heartbeat ran out) before the hand-off
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction(age_seconds=HANDOFF - 5)
+    await start(
+        client,
+        run_body(
+            "run_c", interaction=_interaction(interaction), destination={"webhook_url": hook.url}
+        ),
+    )
+    store = services.store
+    await store.heartbeat("crashed", now=clock(), ttl=1)
+    assert await store.claim_due_run("crashed", now=clock(), lease_seconds=30) is not None
+    # when the hand-off time comes and this worker looks
+    clock.advance(5)
+    await worker.drain()
+    # then it took the run over: the notice is on @original, progress in one channel message
+    [notice] = emulator.edits(interaction.original_message_id)
+    assert "/retrieve_results workflow_id:run_c" in description(notice.payload)
+    [channel] = emulator.messages(hook.id)
+    run = await get_run(client, "run_c")
+    assert run["status"] == "handed_off"
+    assert run["progress_message"] == {"route": "webhook", "message_id": channel.id}
+
+
+async def test_a_run_whose_token_already_ran_out_starts_in_the_channel(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
+) -> None:
+    # given a run started after its interaction's token ran out (within the margin)
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction(age_seconds=850)
+    await start(
+        client,
+        run_body(
+            "run_t", interaction=_interaction(interaction), destination={"webhook_url": hook.url}
+        ),
+    )
+    # when the engine runs
+    await worker.drain()
+    # then @original is never touched, the channel has the progress message, and the closed
+    # session is counted
+    assert emulator.edits(interaction.original_message_id) == []
+    assert len(emulator.messages(hook.id)) == 1
+    assert (await get_run(client, "run_t"))["status"] == "handed_off"
+    metrics = (await client.get("/metrics")).text
+    assert 'discord_session_closed_total{stage="run"} 1.0' in metrics
+    assert_discord_saw_no_misbehaviour(emulator)
+
+
+async def test_a_server_error_is_retried_with_backoff(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a channel run whose first post meets a 500
+    hook = emulator.create_webhook()
+    emulator.inject_fault("500", webhook_id=hook.id)
+    await start(client, run_body("run_r", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    assert emulator.messages(hook.id) == []
+    # when the backoff is over (base 2 s: at most 4 s for the first retry)
+    clock.advance(4)
+    await worker.drain()
+    # then the progress message is posted once
+    assert len(emulator.messages(hook.id)) == 1
+    run = await get_run(client, "run_r")
+    assert run["progress_message"]["route"] == "webhook"
