@@ -394,3 +394,31 @@ async def test_a_server_error_is_retried_with_backoff(
     assert len(emulator.messages(hook.id)) == 1
     run = await get_run(client, "run_r")
     assert run["progress_message"]["route"] == "webhook"
+
+
+async def test_results_and_progress_edits_share_the_webhooks_bucket_without_a_429(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a tight webhook limit and a channel run on that webhook
+    emulator.set_limits(webhook=(2, 0.3))
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_b", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    # when results for the same webhook and progress edits come together, round after round
+    for round_ in range(3):
+        for n in range(3):
+            body = {
+                "workflow_id": f"wf_b{round_}{n}",
+                "results": {"n": n},
+                "destination": {"webhook_url": hook.url},
+            }
+            assert (await client.post("/v1/results", json=body, headers=ACME)).status_code == 202
+        await progress(client, "run_b", "analyse", round_ + 1)
+        clock.advance(3)
+        await worker.drain()
+    # then everything arrived, the progress message was edited each round, and no 429 came
+    assert len(emulator.messages(hook.id)) == 1 + 9
+    [progress_message, *_] = emulator.messages(hook.id)
+    assert len(emulator.edits(progress_message.id)) == 3
+    assert sum(emulator.counters.rate_limited.values()) == 0
+    assert_discord_saw_no_misbehaviour(emulator)
