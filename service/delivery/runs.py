@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,8 +47,9 @@ _STEPS_PER_CLAIM = 6  # hand-off, notice, first channel message... then let othe
 class Turns(Protocol):
     """The worker's rate-limit state, shared with the engine."""
 
-    async def take_turn(self, key: str, *, counts_globally: bool) -> Bucket:
-        """Wait until one request may go on ``key``'s bucket (and the global budget)."""
+    def turn(self, key: str, *, counts_globally: bool) -> AbstractAsyncContextManager[Bucket]:
+        """One request's turn on ``key``'s bucket (and the global budget), held until its
+        answer was observed."""
 
     def observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
         """Learn from an answer's rate-limit headers (and a 429)."""
@@ -457,9 +459,9 @@ class RunEngine:
         """One request, sent again after each 429 once its bucket allows; raises
         :class:`_Refused` or :class:`_Failed` for what is not a success."""
         while True:
-            bucket = await self._turns.take_turn(key, counts_globally=counts_globally)
-            outcome = await send()
-            self._turns.observe(bucket, outcome)
+            async with self._turns.turn(key, counts_globally=counts_globally) as bucket:
+                outcome = await send()
+                self._turns.observe(bucket, outcome)
             match outcome.disposition:
                 case Disposition.DELIVERED:
                     return outcome

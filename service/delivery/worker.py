@@ -31,7 +31,7 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -145,6 +145,10 @@ class Worker:
         self._budget_turn = asyncio.Lock()
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        # One request at a time per bucket: a bucket knows what the last answer said, and a
+        # second request sent before it arrives would spend a turn it cannot see (lanes and runs
+        # share the buckets of their webhooks and interactions).
+        self._turn_locks: dict[str, asyncio.Lock] = {}
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._claims = _Backoff()
         self._wake = asyncio.Event()
@@ -615,32 +619,35 @@ class Worker:
         if route is Route.INTERACTION:
             assert record.interaction is not None
             key = f"interaction:{record.interaction.interaction_id}"
-        bucket = self._bucket(key)
-        await self._wait_turn(bucket, counts_globally=route is Route.WEBHOOK)
-        if lane.lease_lost or self._fleet_lost():
-            raise _Stopped  # another replica may be working this lane by now
-        # Marked last, right before the request: a process that takes the lane over after a
-        # crash knows this part may have been posted.
-        await self._store.mark_in_flight(
-            record.tenant, record.workflow_id, part=index, route=route, now=self._clock()
-        )
-        if route is Route.WEBHOOK:
-            assert record.destination is not None
-            outcome = await self._sender.execute(record.destination, part)
-        else:
-            assert record.interaction is not None
-            outcome = await self._sender.follow_up(record.interaction, part)
-        self._observe(bucket, outcome)
+        async with self.turn(key, counts_globally=route is Route.WEBHOOK) as bucket:
+            if lane.lease_lost:
+                raise _Stopped  # another replica may be working this lane by now
+            # Marked last, right before the request: a process that takes the lane over after a
+            # crash knows this part may have been posted.
+            await self._store.mark_in_flight(
+                record.tenant, record.workflow_id, part=index, route=route, now=self._clock()
+            )
+            if route is Route.WEBHOOK:
+                assert record.destination is not None
+                outcome = await self._sender.execute(record.destination, part)
+            else:
+                assert record.interaction is not None
+                outcome = await self._sender.follow_up(record.interaction, part)
+            self._observe(bucket, outcome)
         return outcome
 
-    async def take_turn(self, key: str, *, counts_globally: bool) -> Bucket:
-        """For the run engine: wait for one request's turn on ``key``'s bucket, as a lane
-        does (see ``_wait_turn``); raises ``_Stopped`` when the worker stops meanwhile."""
-        bucket = self._bucket(key)
-        await self._wait_turn(bucket, counts_globally=counts_globally)
-        if self._fleet_lost():
-            raise _Stopped
-        return bucket
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, *, counts_globally: bool) -> AsyncIterator[Bucket]:
+        """One request's turn on ``key``'s bucket, for a lane or a run: held until the answer
+        was observed, so that the next request on the bucket knows what it said. Raises
+        ``_Stopped`` when the worker stops meanwhile or lost the fleet."""
+        lock = self._turn_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            bucket = self._bucket(key)
+            await self._wait_turn(bucket, counts_globally=counts_globally)
+            if self._fleet_lost():
+                raise _Stopped  # another replica may be working this lane or run by now
+            yield bucket
 
     def observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
         """For the run engine: learn from an answer as a lane does."""
@@ -701,7 +708,10 @@ class Worker:
         bucket = self._buckets.pop(key, None) or Bucket()
         self._buckets[key] = bucket  # most recently used last
         if len(self._buckets) > _KNOWN_BUCKETS:
-            self._buckets.popitem(last=False)
+            old, _ = self._buckets.popitem(last=False)
+            lock = self._turn_locks.get(old)
+            if lock is not None and not lock.locked():
+                del self._turn_locks[old]
         return bucket
 
     async def _sleep(self, seconds: float) -> None:
