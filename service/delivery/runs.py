@@ -212,8 +212,13 @@ class RunEngine:
         for _ in range(_STEPS_PER_CLAIM):
             now = self._clock()
             next_thing = plan(doing.run, now=now, margin=self._margin)
-            if doing.token_refused and isinstance(next_thing, EditOriginal):
-                next_thing = HandOff()
+            if (
+                doing.token_refused
+                and doing.run.status is RunStatus.RUNNING
+                and doing.run.interaction is not None
+                and not isinstance(next_thing, Abandon)
+            ):
+                next_thing = HandOff()  # Discord refused the token: nothing more goes there
             if isinstance(next_thing, Wait):
                 due = next_thing.at
                 break
@@ -347,7 +352,7 @@ class RunEngine:
             )
             await self._edit_original(run, notice)
             self._metrics.progress_edits.labels(Route.INTERACTION.value).inc()
-        else:
+        elif not doing.token_refused:  # a refusal was counted when it came
             # Too late for a notice: the token ran out under a live run (a process was down).
             self._metrics.session_closed.labels("run").inc()
         self._metrics.handoffs.inc()

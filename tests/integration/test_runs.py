@@ -422,3 +422,25 @@ async def test_results_and_progress_edits_share_the_webhooks_bucket_without_a_42
     assert len(emulator.edits(progress_message.id)) == 3
     assert sum(emulator.counters.rate_limited.values()) == 0
     assert_discord_saw_no_misbehaviour(emulator)
+
+
+async def test_a_refused_interaction_token_hands_off_at_once(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a run whose interaction token Discord does not know (a made-up token)
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction()
+    made_up = {**_interaction(interaction), "token": "x" * 60}
+    await start(
+        client, run_body("run_x", interaction=made_up, destination={"webhook_url": hook.url})
+    )
+    # when progress comes
+    await progress(client, "run_x", "analyse", 1)
+    await worker.drain()
+    # then the run went to the channel at once, and the closed session was counted once
+    assert emulator.edits(interaction.original_message_id) == []
+    [channel] = emulator.messages(hook.id)
+    assert "1/10" in channel.embeds[0]["description"]
+    assert (await get_run(client, "run_x"))["status"] == "handed_off"
+    metrics = (await client.get("/metrics")).text
+    assert 'discord_session_closed_total{stage="run"} 1.0' in metrics
