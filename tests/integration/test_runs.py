@@ -444,3 +444,24 @@ async def test_a_refused_interaction_token_hands_off_at_once(
     assert (await get_run(client, "run_x"))["status"] == "handed_off"
     metrics = (await client.get("/metrics")).text
     assert 'discord_session_closed_total{stage="run"} 1.0' in metrics
+
+
+async def test_a_429_on_a_progress_post_is_waited_out_and_the_post_still_made(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
+) -> None:
+    # given a channel whose hidden limit (2 per 0.4 s) answers a shared 429 the headers never
+    # announced, and three runs starting on it at once
+    emulator.set_limits(channel=(2, 0.4))
+    hook = emulator.create_webhook()
+    for n in range(3):
+        await start(client, run_body(f"run_429_{n}", destination={"webhook_url": hook.url}))
+    # when the engine posts their progress messages
+    await worker.drain()
+    # then a 429 came, was waited out, and each run has its own message
+    assert emulator.counters.rate_limited.get("shared", 0) >= 1
+    assert emulator.counters.premature_requests == 0
+    posted = {m.id for m in emulator.messages(hook.id)}
+    shown = {
+        (await get_run(client, f"run_429_{n}"))["progress_message"]["message_id"] for n in range(3)
+    }
+    assert len(posted) == 3 and shown == posted
