@@ -209,6 +209,12 @@ class RunEngine:
         """Do what is due for ``run`` (claimed by ``owner``), then save it and release it."""
         doing = _Doing(run)
         due: float | None = None
+        destination = run.destination
+        if destination is not None and run.channel_dead is None:
+            # Dead for a result's delivery is dead for the run: no call goes there again.
+            dead = await self._store.dead_reason(destination.webhook_id, destination.webhook_token)
+            if dead is not None:
+                doing.run = dataclasses.replace(run, channel_dead=dead)
         for _ in range(_STEPS_PER_CLAIM):
             now = self._clock()
             next_thing = plan(doing.run, now=now, margin=self._margin)

@@ -465,3 +465,21 @@ async def test_a_429_on_a_progress_post_is_waited_out_and_the_post_still_made(
         (await get_run(client, f"run_429_{n}"))["progress_message"]["message_id"] for n in range(3)
     }
     assert len(posted) == 3 and shown == posted
+
+
+async def test_a_run_on_a_webhook_already_known_dead_never_calls_it(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
+) -> None:
+    # given a webhook that a result's delivery found deleted
+    hook = emulator.create_webhook()
+    emulator.delete_webhook(hook.id)
+    body = {"workflow_id": "wf_dead", "results": {}, "destination": {"webhook_url": hook.url}}
+    assert (await client.post("/v1/results", json=body, headers=ACME)).status_code == 202
+    await worker.drain()
+    requests = emulator.counters.total_requests
+    # when a run starts on it
+    await start(client, run_body("run_dead", destination={"webhook_url": hook.url}))
+    await worker.drain()
+    # then no request goes to it, and the run waits for its result or its timeout
+    assert emulator.counters.total_requests == requests
+    assert (await get_run(client, "run_dead"))["progress_message"] is None
