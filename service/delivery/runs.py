@@ -171,6 +171,11 @@ class _Failed(Exception):
     """A 5xx, a timeout, a request without an answer: try again later."""
 
 
+class _LeaseShort(Exception):
+    """The turn came so late that the run's lease may run out during the request: save what
+    was done and claim the run again, rather than let another replica act on it meanwhile."""
+
+
 @dataclass(slots=True)
 class _Doing:
     """A claimed run as the engine changes it, and what it learned on the way."""
@@ -179,6 +184,7 @@ class _Doing:
     coalesced: int = 0
     token_refused: bool = False
     retry_at: float | None = None
+    claimed_at: float = 0.0
 
 
 class RunEngine:
@@ -207,7 +213,7 @@ class RunEngine:
     # -- one claimed run ------------------------------------------------------------------------
     async def work(self, owner: str, run: RunRecord) -> None:
         """Do what is due for ``run`` (claimed by ``owner``), then save it and release it."""
-        doing = _Doing(run)
+        doing = _Doing(run, claimed_at=self._clock())
         due: float | None = None
         destination = run.destination
         if destination is not None and run.channel_dead is None:
@@ -231,6 +237,9 @@ class RunEngine:
             try:
                 await self._do(next_thing, doing)
                 doing.run = dataclasses.replace(doing.run, failures=0)
+            except _LeaseShort:
+                due = self._clock()
+                break
             except _Failed:
                 failures = doing.run.failures + 1
                 doing.run = dataclasses.replace(doing.run, failures=failures)
@@ -322,7 +331,7 @@ class RunEngine:
         match action:
             case EditOriginal():
                 assert run.interaction is not None
-                await self._edit_original(run, progress_payload(self._view(run, now)))
+                await self._edit_original(doing, progress_payload(self._view(run, now)))
                 self._shown(doing, now, route=Route.INTERACTION, message_id=None)
             case HandOff():
                 await self._hand_off(doing, now)
@@ -330,7 +339,7 @@ class RunEngine:
                 await self._post(doing, now)
             case EditProgress():
                 try:
-                    await self._edit_channel(run, progress_payload(self._view(run, now)))
+                    await self._edit_channel(doing, progress_payload(self._view(run, now)))
                 except _Refused as refused:
                     if refused.outcome.discord_code not in (OLD_MESSAGE_EDITS, UNKNOWN_MESSAGE):
                         raise
@@ -356,7 +365,7 @@ class RunEngine:
                 where=self._where(run),
                 view=self._view(run, now) if run.progress is not None else None,
             )
-            await self._edit_original(run, notice)
+            await self._edit_original(doing, notice)
             self._metrics.progress_edits.labels(Route.INTERACTION.value).inc()
         elif not doing.token_refused:  # a refusal was counted when it came
             # Too late for a notice: the token ran out under a live run (a process was down).
@@ -377,7 +386,7 @@ class RunEngine:
                 run.destination,  # type: ignore[arg-type]
                 _part(progress_payload(self._view(run, now))),
             ),
-            run,
+            doing,
         )
         self._shown(doing, now, route=Route.WEBHOOK, message_id=outcome.message_id)
 
@@ -385,10 +394,10 @@ class RunEngine:
         run = doing.run
         payload = progress_payload(self._view(run, now))
         if run.progress_route is Route.INTERACTION:
-            await self._edit_original(run, payload)
+            await self._edit_original(doing, payload)
         else:
             try:
-                await self._edit_channel(run, payload)
+                await self._edit_channel(doing, payload)
             except _Refused as refused:
                 if refused.outcome.discord_code not in (OLD_MESSAGE_EDITS, UNKNOWN_MESSAGE):
                     raise
@@ -415,7 +424,7 @@ class RunEngine:
             and not doing.token_refused
             and token_usable(run, now=now, margin=self._margin)
         ):
-            await self._edit_original(run, payload)
+            await self._edit_original(doing, payload)
             doing.run = dataclasses.replace(run, abandon_notified=True, final_shown=True)
             return
         if run.destination is not None and run.channel_dead is None:
@@ -423,7 +432,7 @@ class RunEngine:
                 run.destination.lane,
                 True,
                 lambda: self._sender.execute(run.destination, _part(payload)),  # type: ignore[arg-type]
-                run,
+                doing,
             )
         doing.run = dataclasses.replace(run, abandon_notified=True)
 
@@ -440,24 +449,26 @@ class RunEngine:
         )
 
     # -- requests -------------------------------------------------------------------------------
-    async def _edit_original(self, run: RunRecord, payload: dict[str, object]) -> SendOutcome:
+    async def _edit_original(self, doing: _Doing, payload: dict[str, object]) -> SendOutcome:
+        run = doing.run
         interaction = run.interaction
         assert interaction is not None
         return await self._request(
             f"interaction:{interaction.interaction_id}",
             False,
             lambda: self._sender.edit_original(interaction, payload),
-            run,
+            doing,
         )
 
-    async def _edit_channel(self, run: RunRecord, payload: dict[str, object]) -> SendOutcome:
+    async def _edit_channel(self, doing: _Doing, payload: dict[str, object]) -> SendOutcome:
+        run = doing.run
         destination, message_id = run.destination, run.progress_message_id
         assert destination is not None and message_id is not None
         return await self._request(
             destination.lane,
             True,
             lambda: self._sender.edit_message(destination, message_id, payload),
-            run,
+            doing,
         )
 
     async def _request(
@@ -465,12 +476,14 @@ class RunEngine:
         key: str,
         counts_globally: bool,
         send: Callable[[], Awaitable[SendOutcome]],
-        run: RunRecord,
+        doing: _Doing,
     ) -> SendOutcome:
         """One request, sent again after each 429 once its bucket allows; raises
         :class:`_Refused` or :class:`_Failed` for what is not a success."""
         while True:
             async with self._turns.turn(key, counts_globally=counts_globally) as bucket:
+                if self._clock() - doing.claimed_at > self._lease / 2:
+                    raise _LeaseShort
                 outcome = await send()
                 self._turns.observe(bucket, outcome)
             match outcome.disposition:
@@ -479,7 +492,7 @@ class RunEngine:
                 case Disposition.RATE_LIMITED:
                     continue
                 case Disposition.DEAD_WEBHOOK if counts_globally:
-                    await self._kill_webhook(run, outcome)
+                    await self._kill_webhook(doing.run, outcome)
                     raise _Refused(outcome, channel=True)
                 case Disposition.DEAD_WEBHOOK | Disposition.PERMANENT:
                     raise _Refused(outcome, channel=counts_globally)

@@ -3,13 +3,18 @@ what the store holds, with a hand-moved clock and ``worker.drain()``."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from service.api.deps import Services
+from service.delivery.runs import RunEngine
 from service.delivery.worker import Worker
+from service.discord.outcome import SendOutcome
+from service.discord.ratelimit import Bucket
 from service.testing import DiscordEmulator
 from tests.conftest import Clock
 from tests.integration.test_delivery import assert_discord_saw_no_misbehaviour
@@ -483,3 +488,45 @@ async def test_a_run_on_a_webhook_already_known_dead_never_calls_it(
     # then no request goes to it, and the run waits for its result or its timeout
     assert emulator.counters.total_requests == requests
     assert (await get_run(client, "run_dead"))["progress_message"] is None
+
+
+class _LateTurns:
+    """Turns that come only after half the lease went by (a long global pause, say)."""
+
+    def __init__(self, clock: Clock, late_by: float) -> None:
+        self.clock, self.late_by = clock, late_by
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, *, counts_globally: bool) -> AsyncIterator[Bucket]:
+        self.clock.advance(self.late_by)
+        yield Bucket()
+
+    def observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
+        pass
+
+
+async def test_a_turn_that_comes_too_late_for_the_lease_sends_nothing_and_gives_the_run_back(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, services: Services, clock: Clock
+) -> None:
+    # given a claimed channel run, and turns that come after more than half its lease
+    hook = emulator.create_webhook()
+    await start(client, run_body("run_late", destination={"webhook_url": hook.url}))
+    store = services.store
+    engine = RunEngine(
+        store=store,
+        sender=services.sender,
+        settings=services.settings,
+        metrics=services.metrics,
+        clock=clock,
+        turns=_LateTurns(clock, services.settings.lease_seconds / 2 + 1),
+        persist=lambda write: write(),
+    )
+    await store.heartbeat("engine", now=clock(), ttl=600)
+    run = await store.claim_due_run("engine", now=clock(), lease_seconds=30)
+    assert run is not None
+    # when the engine works it
+    await engine.work("engine", run)
+    # then nothing was sent, and the run is free and due at once for whoever claims it next
+    assert emulator.counters.total_requests == 0
+    again = await store.claim_due_run("other", now=clock(), lease_seconds=30)
+    assert again is not None and again.workflow_id == "run_late"
