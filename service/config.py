@@ -63,6 +63,21 @@ class Settings(BaseSettings):
         "after a restart, and its parts are counted by number.",
     )
     lease_seconds: float = Field(default=30.0, gt=0)
+    progress_interval_seconds: float = Field(
+        default=3.0, gt=0, description="At most one edit of a run's progress message this often."
+    )
+    handoff_at_seconds: float = Field(
+        default=720.0,
+        gt=0,
+        le=900,
+        description="Hand a run over to the channel this long after its interaction was created.",
+    )
+    run_timeout_seconds: int = Field(
+        default=7200,
+        ge=60,
+        le=86400,
+        description="A run with no progress and no result this long is abandoned (default).",
+    )
     poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")

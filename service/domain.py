@@ -60,6 +60,7 @@ class NewResult:
     destination: Destination | None = None
     interaction: Interaction | None = None
     requester: Requester | None = None
+    error: tuple[str, str] | None = None  # a failed run's (stage, message)
     # The results as the store keeps them (jsonpieces.storable_json), when the API encoded them
     # already: off the event loop for a large body, where the size is known. Else the store does.
     results_json: str | None = field(default=None, repr=False)
@@ -117,6 +118,7 @@ class ResultRecord:
     # Every attempt in the history; ``attempts`` counts only those that use up the retry budget
     # since the last (re)delivery.
     attempts_made: int = 0
+    error: tuple[str, str] | None = None  # a failed run's (stage, message): rendered as an error
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +177,128 @@ class ApiKey:
     label: str | None
     created_at: float
     revoked_at: float | None
+
+
+# -- runs: the whole conversation of a long run ---------------------------------------------------
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"  # progress goes to the interaction's deferred response (or the channel)
+    HANDED_OFF = "handed_off"  # the notice is out; progress lives in one channel message
+    FINISHED = "finished"  # its result arrived
+    FAILED = "failed"  # its result arrived with an error
+    ABANDONED = "abandoned"  # no progress and no result for ``timeout_seconds``
+
+    @property
+    def live(self) -> bool:
+        return self in (RunStatus.RUNNING, RunStatus.HANDED_OFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The latest progress of a run: only the latest is kept."""
+
+    stage: str
+    current: int | None = None
+    total: int | None = None
+    note: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A validated ``POST /v1/runs``, ready to be started."""
+
+    tenant: str
+    workflow_id: str
+    body_hash: str
+    timeout_seconds: int
+    handoff_at: float | None  # None without an interaction
+    title: str | None = None
+    url: str | None = None
+    depth: str | None = None
+    destination: Destination | None = None
+    interaction: Interaction | None = None
+    requester: Requester | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    tenant: str
+    workflow_id: str
+    status: RunStatus
+    title: str | None
+    url: str | None
+    depth: str | None
+    destination: Destination | None
+    interaction: Interaction | None
+    requester: Requester | None
+    timeout_seconds: int
+    created_at: float
+    updated_at: float
+    last_activity_at: float
+    handoff_at: float | None
+    progress: Progress | None
+    progress_version: int  # how many progress updates arrived
+    shown_version: int  # the version the progress message shows
+    progress_route: Route | None  # where the progress message is: @original or the channel
+    progress_message_id: str | None
+    next_edit_at: float | None  # no edit of the progress message before this
+    final_shown: bool  # the progress message shows the run's final state
+    abandon_notified: bool
+    channel_dead: str | None  # why the channel webhook may no longer be used
+    coalesced: int  # progress updates that were never shown
+    failures: int  # requests failed in a row (5xx, timeouts): the backoff's exponent
+    due_at: float | None
+    error_stage: str | None
+    error_message: str | None
+    result_status: Status | None
+    body_hash: str = field(repr=False)
+
+    @property
+    def lane(self) -> str | None:
+        return self.destination.lane if self.destination is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    record: RunRecord
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunStep:
+    """What the run engine did with a claimed run: written back in one commit, which also
+    releases its lease. ``seen_*`` are the run as claimed: progress or a result that arrived
+    meanwhile make it due again at once instead of being overwritten."""
+
+    tenant: str
+    workflow_id: str
+    seen_version: int
+    seen_status: RunStatus
+    status: RunStatus
+    shown_version: int
+    progress_route: Route | None
+    progress_message_id: str | None
+    next_edit_at: float | None
+    final_shown: bool
+    abandon_notified: bool
+    channel_dead: str | None
+    coalesced: int  # added to the run's count
+    failures: int
+    due_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    status: RunStatus | None = None
+    url: str | None = None
+    requester_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    items: tuple[RunRecord, ...]
+    next_cursor: str | None

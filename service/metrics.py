@@ -68,8 +68,36 @@ class Metrics:
         self.session_closed = Counter(
             "discord_session_closed_total",
             "Interactions that could not be used, by stage (expired before sending, "
-            "refused by Discord).",
+            "refused by Discord, run: the token ran out under a live run).",
             ["stage"],
+            registry=r,
+        )
+        self.runs = Counter(
+            "relay_runs_total",
+            "Runs that reached a status (running when started, then handed_off, finished, "
+            "failed, abandoned).",
+            ["status"],
+            registry=r,
+        )
+        self.handoffs = Counter(
+            "relay_run_handoffs_total",
+            "Runs handed over from the interaction to the channel.",
+            registry=r,
+        )
+        self.progress_edits = Counter(
+            "relay_progress_edits_total",
+            "Progress messages posted or edited, by route (interaction: @original; webhook).",
+            ["route"],
+            registry=r,
+        )
+        self.progress_coalesced = Counter(
+            "relay_progress_coalesced_total",
+            "Progress updates never shown: a later one replaced them before an edit was allowed.",
+            registry=r,
+        )
+        self.runs_abandoned = Counter(
+            "relay_runs_abandoned_total",
+            "Runs abandoned: no progress and no result for their timeout.",
             registry=r,
         )
         self.persisted = Counter(

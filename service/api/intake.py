@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import hashlib
 
-from service.api.schemas import DestinationIn, ResultCreate
+from fastapi.exceptions import RequestValidationError
+
+from service.api.schemas import (
+    DestinationIn,
+    InteractionIn,
+    RequesterIn,
+    ResultCreate,
+    RunCreate,
+)
+from service.config import Settings
 from service.discord.outcome import Disposition
 from service.discord.sender import Sender
+from service.discord.snowflake import snowflake_time
 from service.discord.webhook_url import parse_webhook_url
-from service.domain import AcceptOutcome, Destination, Interaction, NewResult, Requester
+from service.domain import (
+    AcceptOutcome,
+    Destination,
+    Interaction,
+    NewResult,
+    NewRun,
+    Requester,
+    RunStart,
+    RunStatus,
+)
 from service.errors import DiscordUnavailable, InvalidRequest
 from service.jsonpieces import json_pieces
+from service.metrics import Metrics
 from service.store import Store
 
 
@@ -58,6 +78,37 @@ async def resolve_destination(
     )
 
 
+def _interaction(given: InteractionIn | None) -> Interaction | None:
+    if given is None:
+        return None
+    return Interaction(
+        application_id=given.application_id,
+        interaction_id=given.interaction_id,
+        token=given.token,
+    )
+
+
+def _requester(given: RequesterIn | None) -> Requester | None:
+    if given is None:
+        return None
+    return Requester(user_id=given.user_id, guild_id=given.guild_id, channel_id=given.channel_id)
+
+
+def _nowhere_to_go() -> RequestValidationError:
+    # The same refusal the schema gives for a run: a result may take its run's destination.
+    return RequestValidationError(
+        [
+            {
+                "type": "missing_destination",
+                "loc": ("body",),
+                "msg": "give a destination (webhook_url or name) or an interaction, "
+                "or start a run with one first",
+                "input": None,
+            }
+        ]
+    )
+
+
 async def submit_result(
     *,
     store: Store,
@@ -66,38 +117,84 @@ async def submit_result(
     digest: str,
     now: float,
     results_json: str | None = None,
+    metrics: Metrics | None = None,
 ) -> AcceptOutcome:
     """Accept ``payload`` whose :func:`body_hash` is ``digest``, with its results already
     encoded as ``results_json`` when given (both computed by the caller, off the event loop for
-    a large body)."""
-    interaction = payload.interaction
-    requester = payload.requester
+    a large body), and finish the run of the same workflow id, if there is one: its
+    interaction, destination and requester are the defaults for what the result leaves out."""
+    run = await store.get_run(tenant, payload.workflow_id)
+    destination = await resolve_destination(store, tenant, payload.destination)
+    interaction = _interaction(payload.interaction)
+    requester = _requester(payload.requester)
+    url, depth = payload.url, payload.depth
+    if run is not None:
+        destination = destination or run.destination
+        # After the hand-off the notice told the user where the result comes: not the token.
+        if interaction is None and run.status is RunStatus.RUNNING:
+            interaction = run.interaction
+        requester = requester or run.requester
+        url, depth = url or run.url, depth or run.depth
+    if destination is None and interaction is None:
+        raise _nowhere_to_go()
+    error = (payload.error.stage, payload.error.message) if payload.error else None
     new = NewResult(
         tenant=tenant,
         workflow_id=payload.workflow_id,
         body_hash=digest,
         results=payload.results,
         results_json=results_json,
-        url=payload.url,
-        depth=payload.depth,
+        url=url,
+        depth=depth,
         message=payload.message.model_dump(mode="json", exclude_none=True)
         if payload.message
         else None,
-        destination=await resolve_destination(store, tenant, payload.destination),
-        interaction=Interaction(
-            application_id=interaction.application_id,
-            interaction_id=interaction.interaction_id,
-            token=interaction.token,
-        )
-        if interaction
-        else None,
-        requester=Requester(
-            user_id=requester.user_id, guild_id=requester.guild_id, channel_id=requester.channel_id
-        )
-        if requester
-        else None,
+        destination=destination,
+        interaction=interaction,
+        requester=requester,
+        error=error,
     )
-    return await store.accept(new, now=now)
+    outcome = await store.accept(new, now=now)
+    # Also for the same body again: a retry after a crash between the two commits finishes it.
+    finished = run is not None and await store.finish_run(
+        tenant, run.workflow_id, error=error, now=now
+    )
+    if finished and metrics is not None:
+        metrics.runs.labels("failed" if error else "finished").inc()
+    return outcome
+
+
+def run_body_hash(payload: RunCreate) -> str:
+    """Same hash for the same run, whatever its key order or whitespace."""
+    fields = payload.model_dump(mode="json", exclude_none=True)
+    digest = hashlib.sha256()
+    for piece in json_pieces(fields, sort_keys=True, whole=True):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+async def start_run(
+    *, store: Store, settings: Settings, tenant: str, payload: RunCreate, now: float
+) -> RunStart:
+    """Start the run: its hand-off time comes from the interaction's creation time."""
+    interaction = _interaction(payload.interaction)
+    handoff_at = None
+    if interaction is not None:
+        handoff_at = snowflake_time(interaction.interaction_id) + settings.handoff_at_seconds
+    new = NewRun(
+        tenant=tenant,
+        workflow_id=payload.workflow_id,
+        body_hash=run_body_hash(payload),
+        timeout_seconds=payload.timeout_seconds or settings.run_timeout_seconds,
+        handoff_at=handoff_at,
+        title=payload.title,
+        url=payload.url,
+        depth=payload.depth,
+        destination=await resolve_destination(store, tenant, payload.destination),
+        interaction=interaction,
+        requester=_requester(payload.requester),
+    )
+    return await store.start_run(new, now=now)
 
 
 async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:

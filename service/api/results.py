@@ -76,7 +76,10 @@ def _public_json(record: ResultRecord) -> bytes:
     responses={
         200: {"model": ResultPublic, "description": "The same body was submitted before"},
         409: documented("The workflow_id exists with another body"),
-        422: documented("A field breaks a rule; `code` names it"),
+        422: documented(
+            "A field breaks a rule; `code` names it (`missing_destination`: no destination, "
+            "no interaction, and no run of this workflow id to take them from)"
+        ),
         **body_refusals(),
     },
     openapi_extra=json_body(ResultCreate),
@@ -97,6 +100,7 @@ async def create_result(request: Request, caller: CallerDep) -> Response:
         digest=digest,
         results_json=results_json,
         now=caller.now(),
+        metrics=caller.metrics,
     )
     metrics = caller.metrics
     metrics.results_accepted.labels("created" if outcome.created else "duplicate").inc()

@@ -15,7 +15,15 @@ from pydantic_core import PydanticCustomError
 from service.api.faithful import unfaithful
 from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
-from service.domain import AttemptOutcome, DeliveredMessage, ResultRecord, Route, Status
+from service.domain import (
+    AttemptOutcome,
+    DeliveredMessage,
+    ResultRecord,
+    Route,
+    RunRecord,
+    RunStatus,
+    Status,
+)
 
 # At least one letter or digit: ".", ".." or "---" name nothing, and a file named after one
 # (results-..json) or a path holding one would be a trap. Without look-ahead (the schema's
@@ -138,19 +146,64 @@ class MessageIn(_Strict):
     embeds: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
 
 
+class RunError(_Strict):
+    """Why a run failed: rendered as an error (the stage and the message, never a traceback)."""
+
+    stage: Annotated[Text, Field(min_length=1, max_length=100)]
+    message: Annotated[Text, Field(min_length=1, max_length=2000)]
+
+
 class ResultCreate(_Body):
+    # Where it goes may come from the run of the same workflow id; without one, a destination or
+    # an interaction is required (checked when the submission is accepted).
     schema_rules: ClassVar = {
-        "anyOf": [{"required": ["destination"]}, {"required": ["interaction"]}]
+        "required": ["workflow_id"],
+        "anyOf": [{"required": ["results"]}, {"required": ["error"]}],
     }
 
     workflow_id: WorkflowId
-    results: dict[str, Any] = Field(description="The finished result: any JSON object.")
+    results: dict[str, Any] = Field(
+        description="The finished result: any JSON object. Optional with `error` (then `{}`)."
+    )
     url: Annotated[Text, Field(max_length=2048)] | None = None
     depth: Annotated[Text, Field(max_length=64)] | None = None
     message: MessageIn | None = None
     destination: DestinationIn | None = None
     interaction: InteractionIn | None = None
     requester: RequesterIn | None = None
+    error: RunError | None = Field(
+        default=None, description="The run failed: delivered as an error rendering."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _results_of_a_failure(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "results" not in data and data.get("error") is not None:
+            return {**data, "results": {}}
+        return data
+
+
+class RunCreate(_Body):
+    schema_rules: ClassVar = {
+        "anyOf": [{"required": ["destination"]}, {"required": ["interaction"]}]
+    }
+
+    workflow_id: WorkflowId
+    interaction: InteractionIn | None = Field(
+        default=None, description="The deferred interaction: progress shows on its response."
+    )
+    destination: DestinationIn | None = Field(
+        default=None, description="The channel webhook progress moves to after the hand-off."
+    )
+    requester: RequesterIn | None = None
+    url: Annotated[Text, Field(max_length=2048)] | None = None
+    depth: Annotated[Text, Field(max_length=64)] | None = None
+    title: Annotated[Text, Field(max_length=256)] | None = None
+    timeout_seconds: Annotated[int, Field(ge=60, le=86400)] | None = Field(
+        default=None,
+        description="Abandon the run after this long without progress or result "
+        "(default RELAY_RUN_TIMEOUT_SECONDS).",
+    )
 
     @model_validator(mode="after")
     def _somewhere_to_go(self) -> Self:
@@ -158,6 +211,19 @@ class ResultCreate(_Body):
             raise PydanticCustomError(
                 "missing_destination", "give a destination (webhook_url or name) or an interaction"
             )
+        return self
+
+
+class ProgressIn(_Body):
+    stage: Annotated[Text, Field(min_length=1, max_length=100)]
+    current: Annotated[int, Field(ge=0)] | None = None
+    total: Annotated[int, Field(ge=1)] | None = None
+    note: Annotated[Text, Field(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _current_within_total(self) -> Self:
+        if self.current is not None and self.total is not None and self.current > self.total:
+            raise PydanticCustomError("invalid_progress", "current must not exceed total")
         return self
 
 
@@ -241,6 +307,48 @@ class ResultPublic(ResultSummary):
 
 class ResultsPublic(BaseModel):
     items: list[ResultSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class ProgressPublic(BaseModel):
+    stage: str
+    current: int | None
+    total: int | None
+    note: str | None
+    updated_at: datetime
+
+
+class ProgressMessagePublic(BaseModel):
+    route: Route = Field(description="interaction: the deferred response; webhook: the channel.")
+    message_id: str | None = Field(description="Null for the deferred response (@original).")
+
+
+class RunErrorPublic(BaseModel):
+    stage: str
+    message: str
+
+
+class RunPublic(BaseModel):
+    workflow_id: str
+    status: RunStatus
+    title: str | None
+    url: str | None
+    depth: str | None
+    progress: ProgressPublic | None
+    created_at: datetime
+    updated_at: datetime
+    token_expires_at: datetime | None = Field(description="Null without an interaction.")
+    handoff_at: datetime | None = Field(
+        description="When progress moves (moved) to the channel; null without an interaction."
+    )
+    progress_message: ProgressMessagePublic | None
+    timeout_seconds: int
+    result_status: Status | None = Field(description="The status of the run's result, if any.")
+    error: RunErrorPublic | None
+
+
+class RunsPublic(BaseModel):
+    items: list[RunPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
 
@@ -359,3 +467,40 @@ def summary_from_record(record: ResultRecord) -> ResultSummary:
 
 def public_from_record(record: ResultRecord) -> ResultPublic:
     return ResultPublic(**_summary_fields(record), results=record.results, message=record.message)
+
+
+def run_public(run: RunRecord) -> RunPublic:
+    progress = run.progress
+    message = None
+    if run.progress_route is not None:
+        message = ProgressMessagePublic(
+            route=run.progress_route, message_id=run.progress_message_id
+        )
+    return RunPublic(
+        workflow_id=run.workflow_id,
+        status=run.status,
+        title=run.title,
+        url=run.url,
+        depth=run.depth,
+        progress=ProgressPublic(
+            stage=progress.stage,
+            current=progress.current,
+            total=progress.total,
+            note=progress.note,
+            updated_at=utc(progress.updated_at),
+        )
+        if progress is not None
+        else None,
+        created_at=utc(run.created_at),
+        updated_at=utc(run.updated_at),
+        token_expires_at=utc(interaction_expires_at(run.interaction.interaction_id))
+        if run.interaction is not None
+        else None,
+        handoff_at=_maybe_utc(run.handoff_at),
+        progress_message=message,
+        timeout_seconds=run.timeout_seconds,
+        result_status=run.result_status,
+        error=RunErrorPublic(stage=run.error_stage, message=run.error_message or "")
+        if run.error_stage is not None
+        else None,
+    )

@@ -31,7 +31,7 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -51,11 +51,19 @@ from service.delivery.decide import (
 )
 from service.delivery.retry import RetryPolicy
 from service.delivery.routing import choose_route, interaction_usable
+from service.delivery.runs import RunEngine
 from service.discord.outcome import Disposition, SendOutcome
 from service.discord.ratelimit import Bucket, InvalidRequestWindow, TokenBucket, counts_as_invalid
 from service.discord.render import Part, render_result
 from service.discord.sender import Sender
-from service.domain import Attempt, AttemptOutcome, DeliveredMessage, ResultRecord, Route
+from service.domain import (
+    Attempt,
+    AttemptOutcome,
+    DeliveredMessage,
+    ResultRecord,
+    Route,
+    RunRecord,
+)
 from service.errors import ResultGone, StoreError
 from service.metrics import Metrics
 from service.store import Store, describe_database
@@ -137,6 +145,10 @@ class Worker:
         self._budget_turn = asyncio.Lock()
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        # One request at a time per bucket: a bucket knows what the last answer said, and a
+        # second request sent before it arrives would spend a turn it cannot see (lanes and runs
+        # share the buckets of their webhooks and interactions).
+        self._turn_locks: dict[str, asyncio.Lock] = {}
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._claims = _Backoff()
         self._wake = asyncio.Event()
@@ -145,6 +157,19 @@ class Worker:
         self._beat_at: float | None = None  # monotonic time of the last heartbeat that went in
         self._in_fleet = False
         self._background: set[asyncio.Task[None]] = set()
+        # Runs share this worker's buckets and budget: a result and a progress edit to one
+        # webhook never together exceed its limit.
+        self._runs = RunEngine(
+            store=store,
+            sender=sender,
+            settings=settings,
+            metrics=metrics,
+            clock=self._clock,
+            turns=self,
+            persist=self._persist,
+            rng=self._rng,
+        )
+        self._run_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.alive = False
 
     # -- control ------------------------------------------------------------------------------
@@ -199,8 +224,9 @@ class Worker:
         """Stop claiming, let each lane finish its request in flight, release the leases."""
         self._stop.set()
         self._wake.set()
-        if self._lanes:
-            _, late = await asyncio.wait(list(self._lanes.values()), timeout=grace_seconds)
+        busy = [*self._lanes.values(), *self._run_tasks.values()]
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=grace_seconds)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -215,12 +241,11 @@ class Worker:
             await self._beat()
         while (left := deadline - self._monotonic()) > 0:
             await self._claim_available()
-            if self._lanes:
-                await asyncio.wait(
-                    list(self._lanes.values()), timeout=left, return_when=asyncio.FIRST_COMPLETED
-                )
+            busy = [*self._lanes.values(), *self._run_tasks.values()]
+            if busy:
+                await asyncio.wait(busy, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            due = await self._store.next_due_at(now=self._clock())
+            due = await self._next_due()
             if due is None or due > self._clock():
                 return
             # Due, but leased by another worker whose lease is running out, or claims back off.
@@ -258,7 +283,55 @@ class Worker:
             await asyncio.sleep(_FLEET_SECONDS)
 
     # -- claiming -----------------------------------------------------------------------------
+    async def _next_due(self) -> float | None:
+        now = self._clock()
+        due = [await self._store.next_due_at(now=now), await self._store.next_run_due_at(now=now)]
+        return min((d for d in due if d is not None), default=None)
+
     async def _claim_available(self) -> None:
+        await self._claim_lanes()
+        await self._claim_runs()
+
+    async def _claim_runs(self) -> None:
+        while len(self._run_tasks) < self._max_lanes and not self._stop.is_set():
+            if self._monotonic() < self._claims.until:
+                return
+            try:
+                run = await self._store.claim_due_run(
+                    self.owner, now=self._clock(), lease_seconds=self._lease
+                )
+            except StoreError:
+                delay = self._claims.failed(self._monotonic())
+                log.warning("claiming a run failed; trying again in %.2f s", delay, exc_info=True)
+                return
+            key = (run.tenant, run.workflow_id) if run is not None else None
+            if run is None or key is None or key in self._run_tasks:
+                return
+            task = asyncio.create_task(self._work_run(run), name=f"run {run.workflow_id}")
+            self._run_tasks[key] = task
+            task.add_done_callback(functools.partial(self._run_finished, key))
+
+    def _run_finished(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        self._run_tasks.pop(key, None)
+        self._wake.set()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("run task crashed", extra={"workflow_id": key[1]}, exc_info=error)
+
+    async def _work_run(self, run: RunRecord) -> None:
+        try:
+            await self._runs.work(self.owner, run)
+        except _Stopped:
+            pass  # the lease runs out (or the fleet forgets this replica) and the run resumes
+        except StoreError:
+            delay = self._claims.failed(self._monotonic())
+            log.warning(
+                "run step stopped on a store error; claiming again in %.2f s",
+                delay,
+                extra={"workflow_id": run.workflow_id},
+                exc_info=True,
+            )
+
+    async def _claim_lanes(self) -> None:
         while len(self._lanes) < self._max_lanes and not self._stop.is_set():
             if self._monotonic() < self._claims.until:
                 return  # the store failed us a moment ago: give it time
@@ -289,7 +362,7 @@ class Worker:
             timeout = backoff  # new work cannot be claimed before then anyway
         else:
             with contextlib.suppress(StoreError):
-                due = await self._store.next_due_at(now=self._clock())
+                due = await self._next_due()
                 if due is not None:
                     timeout = min(timeout, max(due - self._clock(), 0.0))
         if timeout > 0:
@@ -546,23 +619,39 @@ class Worker:
         if route is Route.INTERACTION:
             assert record.interaction is not None
             key = f"interaction:{record.interaction.interaction_id}"
-        bucket = self._bucket(key)
-        await self._wait_turn(bucket, counts_globally=route is Route.WEBHOOK)
-        if lane.lease_lost or self._fleet_lost():
-            raise _Stopped  # another replica may be working this lane by now
-        # Marked last, right before the request: a process that takes the lane over after a
-        # crash knows this part may have been posted.
-        await self._store.mark_in_flight(
-            record.tenant, record.workflow_id, part=index, route=route, now=self._clock()
-        )
-        if route is Route.WEBHOOK:
-            assert record.destination is not None
-            outcome = await self._sender.execute(record.destination, part)
-        else:
-            assert record.interaction is not None
-            outcome = await self._sender.follow_up(record.interaction, part)
-        self._observe(bucket, outcome)
+        async with self.turn(key, counts_globally=route is Route.WEBHOOK) as bucket:
+            if lane.lease_lost:
+                raise _Stopped  # another replica may be working this lane by now
+            # Marked last, right before the request: a process that takes the lane over after a
+            # crash knows this part may have been posted.
+            await self._store.mark_in_flight(
+                record.tenant, record.workflow_id, part=index, route=route, now=self._clock()
+            )
+            if route is Route.WEBHOOK:
+                assert record.destination is not None
+                outcome = await self._sender.execute(record.destination, part)
+            else:
+                assert record.interaction is not None
+                outcome = await self._sender.follow_up(record.interaction, part)
+            self._observe(bucket, outcome)
         return outcome
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, *, counts_globally: bool) -> AsyncIterator[Bucket]:
+        """One request's turn on ``key``'s bucket, for a lane or a run: held until the answer
+        was observed, so that the next request on the bucket knows what it said. Raises
+        ``_Stopped`` when the worker stops meanwhile or lost the fleet."""
+        lock = self._turn_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            bucket = self._bucket(key)
+            await self._wait_turn(bucket, counts_globally=counts_globally)
+            if self._fleet_lost():
+                raise _Stopped  # another replica may be working this lane or run by now
+            yield bucket
+
+    def observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
+        """For the run engine: learn from an answer as a lane does."""
+        self._observe(bucket, outcome)
 
     async def _wait_turn(self, bucket: Bucket, *, counts_globally: bool) -> None:
         """Wait for the lane's bucket, a global pause and the invalid-request brake, and for a
@@ -619,7 +708,10 @@ class Worker:
         bucket = self._buckets.pop(key, None) or Bucket()
         self._buckets[key] = bucket  # most recently used last
         if len(self._buckets) > _KNOWN_BUCKETS:
-            self._buckets.popitem(last=False)
+            old, _ = self._buckets.popitem(last=False)
+            lock = self._turn_locks.get(old)
+            if lock is not None and not lock.locked():
+                del self._turn_locks[old]
         return bucket
 
     async def _sleep(self, seconds: float) -> None:
@@ -639,6 +731,7 @@ def _render(record: ResultRecord, *, max_parts: int) -> list[Part]:
         message=record.message,
         mention_user_id=record.requester.user_id if record.requester else None,
         max_parts=max_parts,
+        error=record.error,
     )
 
 

@@ -71,6 +71,19 @@ class Sender:
         url = f"{self._base}/webhooks/{interaction.application_id}/{interaction.token}"
         return await self._send("POST", url, part, {})
 
+    async def edit_original(self, interaction: Interaction, payload: dict[str, Any]) -> SendOutcome:
+        """Edit the interaction's deferred response (``@original``) while its token lives."""
+        url = f"{self._base}/webhooks/{interaction.application_id}/{interaction.token}"
+        return await self._send("PATCH", f"{url}/messages/@original", Part(payload), {})
+
+    async def edit_message(
+        self, destination: Destination, message_id: str, payload: dict[str, Any]
+    ) -> SendOutcome:
+        """Edit a message the webhook posted, in place (in its thread, if it has one)."""
+        params = {"thread_id": destination.thread_id} if destination.thread_id else {}
+        url = f"{self._base}/webhooks/{destination.webhook_id}/{destination.webhook_token}"
+        return await self._send("PATCH", f"{url}/messages/{message_id}", Part(payload), params)
+
     async def get_webhook(self, webhook_id: str, token: str) -> SendOutcome:
         """Get Webhook with token: checks a URL without posting anything."""
         started = time.perf_counter()

@@ -32,11 +32,19 @@ from service.domain import (
     InFlight,
     Interaction,
     NewResult,
+    NewRun,
     Page,
+    Progress,
     Requester,
     ResultFilter,
     ResultRecord,
     Route,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStart,
+    RunStatus,
+    RunStep,
     Status,
 )
 from service.errors import Conflict, InvalidRequest
@@ -67,7 +75,17 @@ class SealedColumn:
 RESULT_WEBHOOK_TOKEN = SealedColumn("results", ("id",), "webhook_token")
 RESULT_INTERACTION_TOKEN = SealedColumn("results", ("id",), "interaction_token")
 DESTINATION_WEBHOOK_TOKEN = SealedColumn("destinations", ("tenant", "name"), "webhook_token")
-SEALED_COLUMNS = (RESULT_WEBHOOK_TOKEN, RESULT_INTERACTION_TOKEN, DESTINATION_WEBHOOK_TOKEN)
+RUN_WEBHOOK_TOKEN = SealedColumn("runs", ("id",), "webhook_token")
+RUN_INTERACTION_TOKEN = SealedColumn("runs", ("id",), "interaction_token")
+SEALED_COLUMNS = (
+    RESULT_WEBHOOK_TOKEN,
+    RESULT_INTERACTION_TOKEN,
+    DESTINATION_WEBHOOK_TOKEN,
+    RUN_WEBHOOK_TOKEN,
+    RUN_INTERACTION_TOKEN,
+)
+# The statuses of a run whose conversation is over (retention may remove them).
+SETTLED_RUN_STATUSES = ("finished", "failed", "abandoned")
 
 
 def sealed_key_ids_sql(column: SealedColumn) -> str:
@@ -158,7 +176,8 @@ class Store(ABC):
 
     @abstractmethod
     async def purge(self, *, before: float) -> int:
-        """Remove delivered and orphaned results created before ``before``; never pending ones."""
+        """Remove delivered and orphaned results created before ``before``, never pending ones,
+        and the settled runs (finished, failed, abandoned) created before then with them."""
 
     # -- destinations -------------------------------------------------------------------------
     @abstractmethod
@@ -287,6 +306,55 @@ class Store(ABC):
     @abstractmethod
     async def count_pending(self) -> tuple[int, float | None]:
         """How many results are pending, and the creation time of the oldest."""
+
+    # -- runs ---------------------------------------------------------------------------------
+    @abstractmethod
+    async def start_run(self, new: NewRun, *, now: float) -> RunStart:
+        """Commit a new run, due at once for the run engine, or return the existing one for the
+        same body. Raises :class:`Conflict` when the workflow id exists with another body."""
+
+    @abstractmethod
+    async def get_run(self, tenant: str, workflow_id: str) -> RunRecord | None: ...
+
+    @abstractmethod
+    async def list_runs(
+        self, tenant: str, filters: RunFilter, *, limit: int, cursor: str | None
+    ) -> RunPage:
+        """Newest first; ``cursor`` continues after the last item of the previous page."""
+
+    @abstractmethod
+    async def record_progress(
+        self, tenant: str, workflow_id: str, progress: Progress, *, now: float
+    ) -> RunRecord | None:
+        """Keep ``progress`` as the run's latest (latest wins) and make the run due when its
+        progress message may next be edited. ``None`` when there is no such run; raises
+        :class:`Conflict` (``run_closed``) when the run is no longer live."""
+
+    @abstractmethod
+    async def finish_run(
+        self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
+    ) -> bool:
+        """The run's result arrived: status ``finished`` (``failed`` with an ``error`` of
+        stage and message), due at once so its progress message shows it. An abandoned run
+        finishes too. False when there is no such run or it had finished already."""
+
+    @abstractmethod
+    async def claim_due_run(
+        self, owner: str, *, now: float, lease_seconds: float
+    ) -> RunRecord | None:
+        """Lease one run that is due and not leased by a live owner (as :meth:`claim_lane`
+        decides), or None."""
+
+    @abstractmethod
+    async def save_run_step(self, owner: str, step: RunStep, *, now: float) -> bool:
+        """Write what the engine did and release the lease, in one commit; False when
+        ``owner`` no longer held it. A run whose progress or status changed since the claim
+        is due again at once, and its status is left as the change made it."""
+
+    @abstractmethod
+    async def next_run_due_at(self, *, now: float) -> float | None:
+        """The earliest due time over every run, a run under a live lease counting as due when
+        the lease runs out. For the worker's sleep."""
 
     # -- the fleet: several replicas on one database -------------------------------------------
     @abstractmethod
@@ -534,6 +602,9 @@ def record_from_row(
         body_hash=row["body_hash"],
         in_flight=in_flight,
         attempts_made=attempts_made,
+        error=(row["error_stage"], row["error_message"])
+        if row["error_stage"] is not None
+        else None,
     )
 
 
@@ -594,6 +665,8 @@ def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
         "requester_guild_id": req.guild_id if req else None,
         "requester_channel_id": req.channel_id if req else None,
         "lane": new.lane,
+        "error_stage": new.error[0] if new.error else None,
+        "error_message": new.error[1] if new.error else None,
     }
 
 
@@ -614,3 +687,149 @@ def attempt_from_row(row: Row) -> Attempt:
 def _json(value: Any) -> Any:
     # PostgreSQL's jsonb may already hand back decoded values; SQLite hands back text.
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+# -- runs: the same row mapping -------------------------------------------------------------------
+
+
+def run_conflict(workflow_id: str) -> Conflict:
+    return Conflict(
+        f"workflow_id {workflow_id!r} was already started as a run with another body",
+        code="workflow_id_conflict",
+    )
+
+
+def run_closed(workflow_id: str, status: str) -> Conflict:
+    return Conflict(
+        f"run {workflow_id!r} is {status}: it takes no more progress", code="run_closed"
+    )
+
+
+def run_columns(new: NewRun, cipher: TokenCipher) -> dict[str, Any]:
+    """The ``runs`` columns a new run fills, tokens sealed."""
+    dest, inter, req = new.destination, new.interaction, new.requester
+    return {
+        "tenant": new.tenant,
+        "workflow_id": new.workflow_id,
+        "body_hash": new.body_hash,
+        "title": new.title,
+        "url": new.url,
+        "depth": new.depth,
+        "destination_name": dest.name if dest else None,
+        "webhook_id": dest.webhook_id if dest else None,
+        "webhook_token": _seal(cipher, RUN_WEBHOOK_TOKEN, dest.webhook_token if dest else None),
+        "thread_id": dest.thread_id if dest else None,
+        "application_id": inter.application_id if inter else None,
+        "interaction_id": inter.interaction_id if inter else None,
+        "interaction_token": _seal(cipher, RUN_INTERACTION_TOKEN, inter.token if inter else None),
+        "requester_user_id": req.user_id if req else None,
+        "requester_guild_id": req.guild_id if req else None,
+        "requester_channel_id": req.channel_id if req else None,
+        "timeout_seconds": new.timeout_seconds,
+        "handoff_at": new.handoff_at,
+    }
+
+
+def progress_json(progress: Progress) -> str:
+    fields = {
+        "stage": progress.stage,
+        "current": progress.current,
+        "total": progress.total,
+        "note": progress.note,
+        "updated_at": progress.updated_at,
+    }
+    return storable_json(fields)
+
+
+def run_from_row(row: Row, cipher: TokenCipher) -> RunRecord:
+    """A ``runs`` row, with ``result_status`` (the status of the result of the same workflow
+    id, or NULL) joined in."""
+    destination = None
+    if row["webhook_id"] is not None:
+        destination = Destination(
+            webhook_id=row["webhook_id"],
+            webhook_token=cipher.decrypt(row["webhook_token"], column=RUN_WEBHOOK_TOKEN.name),
+            thread_id=row["thread_id"],
+            name=row["destination_name"],
+        )
+    interaction = None
+    if row["interaction_id"] is not None:
+        interaction = Interaction(
+            application_id=row["application_id"],
+            interaction_id=row["interaction_id"],
+            token=cipher.decrypt(row["interaction_token"], column=RUN_INTERACTION_TOKEN.name),
+        )
+    requester = None
+    if any(row[c] is not None for c in _REQUESTER_COLUMNS):
+        requester = Requester(
+            user_id=row["requester_user_id"],
+            guild_id=row["requester_guild_id"],
+            channel_id=row["requester_channel_id"],
+        )
+    progress = None
+    if row["progress"] is not None:
+        fields = _json(row["progress"])
+        progress = Progress(
+            stage=fields["stage"],
+            current=fields.get("current"),
+            total=fields.get("total"),
+            note=fields.get("note"),
+            updated_at=float(fields["updated_at"]),
+        )
+    route = row["progress_route"]
+    result_status = row["result_status"]
+    return RunRecord(
+        tenant=row["tenant"],
+        workflow_id=row["workflow_id"],
+        status=RunStatus(row["status"]),
+        title=row["title"],
+        url=row["url"],
+        depth=row["depth"],
+        destination=destination,
+        interaction=interaction,
+        requester=requester,
+        timeout_seconds=row["timeout_seconds"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_activity_at=row["last_activity_at"],
+        handoff_at=row["handoff_at"],
+        progress=progress,
+        progress_version=row["progress_version"],
+        shown_version=row["shown_version"],
+        progress_route=Route(route) if route is not None else None,
+        progress_message_id=row["progress_message_id"],
+        next_edit_at=row["next_edit_at"],
+        final_shown=bool(row["final_shown"]),
+        abandon_notified=bool(row["abandon_notified"]),
+        channel_dead=row["channel_dead"],
+        coalesced=row["coalesced"],
+        failures=row["failures"],
+        due_at=row["due_at"],
+        error_stage=row["error_stage"],
+        error_message=row["error_message"],
+        result_status=Status(result_status) if result_status is not None else None,
+        body_hash=row["body_hash"],
+    )
+
+
+def run_step_params(step: RunStep, *, owner: str, now: float) -> dict[str, Any]:
+    """The parameters of a ``save_run_step`` update, by name (each backend orders them)."""
+    return {
+        "tenant": step.tenant,
+        "workflow_id": step.workflow_id,
+        "owner": owner,
+        "now": now,
+        "seen_version": step.seen_version,
+        "seen_status": step.seen_status.value,
+        "status": step.status.value,
+        "shown_version": step.shown_version,
+        "progress_route": step.progress_route.value if step.progress_route else None,
+        "progress_message_id": step.progress_message_id,
+        "next_edit_at": step.next_edit_at,
+        "final_shown": step.final_shown,
+        "abandon_notified": step.abandon_notified,
+        "channel_dead": step.channel_dead,
+        "coalesced": step.coalesced,
+        "failures": step.failures,
+        "due_at": step.due_at,
+    }

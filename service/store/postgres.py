@@ -28,10 +28,17 @@ from service.domain import (
     DeliveredMessage,
     Destination,
     NewResult,
+    NewRun,
     Page,
+    Progress,
     ResultFilter,
     ResultRecord,
     Route,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStart,
+    RunStep,
     Status,
 )
 from service.errors import InvalidRequest, ResultGone, StoreError
@@ -53,11 +60,17 @@ from service.store.base import (
     destination_from_row,
     destination_token,
     encode_cursor,
+    progress_json,
     record_from_row,
     redelivery_target,
     reseal_predicate,
     resealed,
     result_columns,
+    run_closed,
+    run_columns,
+    run_conflict,
+    run_from_row,
+    run_step_params,
     sealed_key_ids_sql,
     token_hash,
 )
@@ -360,7 +373,9 @@ class PostgresStore(Store):
         return await self._execute("delete the result", q.DELETE_RESULT, tenant, workflow_id) > 0
 
     async def purge(self, *, before: float) -> int:
-        return await self._execute("purge results", q.PURGE, before)
+        async with self._transaction("purge results") as conn:
+            await conn.execute(q.PURGE_RUNS, before)
+            return _rowcount(await conn.execute(q.PURGE, before))
 
     # -- destinations -------------------------------------------------------------------------
     async def put_destination(self, tenant: str, destination: Destination, *, now: float) -> bool:
@@ -547,6 +562,101 @@ class PostgresStore(Store):
         row = await self._fetchrow("count pending results", q.COUNT_PENDING)
         oldest = row[1]
         return int(row[0]), float(oldest) if oldest is not None else None
+
+    # -- runs ---------------------------------------------------------------------------------
+    async def start_run(self, new: NewRun, *, now: float) -> RunStart:
+        columns = run_columns(new, self._cipher)
+        args = [columns[name] for name in q.RUN_COLUMNS]
+        # A second pass only if the existing row vanished between the two statements.
+        for _ in range(3):
+            async with self._connection("start the run") as conn:
+                row = await conn.fetchrow(q.START_RUN, *args, now)
+                existing = None
+                if row is None:
+                    existing = await conn.fetchrow(q.GET_RUN, new.tenant, new.workflow_id)
+            if row is not None:
+                return RunStart(run_from_row(row, self._cipher), created=True)
+            if existing is not None:
+                if existing["body_hash"] != new.body_hash:
+                    raise run_conflict(new.workflow_id)
+                return RunStart(run_from_row(existing, self._cipher), created=False)
+        raise StoreError("the run could not be started: its workflow id keeps changing")
+
+    async def get_run(self, tenant: str, workflow_id: str) -> RunRecord | None:
+        row = await self._fetchrow("read the run", q.GET_RUN, tenant, workflow_id)
+        return run_from_row(row, self._cipher) if row is not None else None
+
+    async def list_runs(
+        self, tenant: str, filters: RunFilter, *, limit: int, cursor: str | None
+    ) -> RunPage:
+        args: list[Any] = []
+
+        def arg(value: Any) -> int:
+            args.append(value)
+            return len(args)
+
+        clauses = [q.LIST_RESULTS_FILTERS["tenant"].format(arg(tenant))]
+        wanted: dict[str, Any] = {
+            "status": filters.status.value if filters.status is not None else None,
+            "url": filters.url,
+            "requester_id": filters.requester_id,
+            "since": filters.since,
+            "until": filters.until,
+        }
+        for name, value in wanted.items():
+            if value is not None:
+                clauses.append(q.LIST_RESULTS_FILTERS[name].format(arg(value)))
+        if cursor is not None:
+            created_at, row_id = decode_cursor(cursor)
+            clauses.append(q.LIST_RESULTS_FILTERS["cursor"].format(arg(created_at), arg(row_id)))
+        sql = q.LIST_RUNS + " AND ".join(clauses) + q.LIST_RESULTS_ORDER.format(arg(limit + 1))
+        rows = await self._fetch("list runs", sql, *args)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if more else None
+        return RunPage(
+            tuple(run_from_row(row, self._cipher) for row in rows),
+            encode_cursor(last["created_at"], last["id"]) if last is not None else None,
+        )
+
+    async def record_progress(
+        self, tenant: str, workflow_id: str, progress: Progress, *, now: float
+    ) -> RunRecord | None:
+        async with self._transaction("record the progress") as conn:
+            row = await conn.fetchrow(
+                q.RECORD_PROGRESS, tenant, workflow_id, progress_json(progress), now
+            )
+            if row is None:
+                return None
+            if not row["taken"]:
+                raise run_closed(workflow_id, row["status"])
+            updated = await conn.fetchrow(q.GET_RUN, tenant, workflow_id)
+        return run_from_row(updated, self._cipher)
+
+    async def finish_run(
+        self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
+    ) -> bool:
+        stage, message = error if error is not None else (None, None)
+        status = "failed" if error is not None else "finished"
+        finished = await self._fetchval(
+            "finish the run", q.FINISH_RUN, tenant, workflow_id, status, stage, message, now
+        )
+        return bool(finished)
+
+    async def claim_due_run(
+        self, owner: str, *, now: float, lease_seconds: float
+    ) -> RunRecord | None:
+        row = await self._fetchrow("claim a run", q.CLAIM_DUE_RUN, now, owner, lease_seconds)
+        return run_from_row(row, self._cipher) if row is not None else None
+
+    async def save_run_step(self, owner: str, step: RunStep, *, now: float) -> bool:
+        params = run_step_params(step, owner=owner, now=now)
+        args = [params[name] for name in q.SAVE_RUN_STEP_PARAMS]
+        return await self._execute("save the run", q.SAVE_RUN_STEP, *args) > 0
+
+    async def next_run_due_at(self, *, now: float) -> float | None:
+        due = await self._fetchval("read when a run is due", q.NEXT_RUN_DUE_AT, now)
+        return float(due) if due is not None else None
 
     # -- the fleet ----------------------------------------------------------------------------
     async def subscribe(self, on_work: Callable[[], None]) -> None:

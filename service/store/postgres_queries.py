@@ -51,6 +51,8 @@ ACCEPT_COLUMNS: Final = (
     "requester_guild_id",
     "requester_channel_id",
     "lane",
+    "error_stage",
+    "error_message",
 )
 _N = len(ACCEPT_COLUMNS)
 _LANE = ACCEPT_COLUMNS.index("lane") + 1
@@ -62,7 +64,7 @@ _VALUES = ", ".join(
     for i, name in enumerate(ACCEPT_COLUMNS, start=1)
 )
 
-# $1..$19 ACCEPT_COLUMNS, $20 now, $21 wake. One statement, one round trip: enter the webhook
+# $1..$21 ACCEPT_COLUMNS, $22 now, $23 wake. One statement, one round trip: enter the webhook
 # (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
 # row comes back and the caller reads the existing one), and (wake) announce the new result to
 # the fleet if it is pending, delivered on commit.
@@ -127,6 +129,11 @@ DELETE_RESULT: Final = "DELETE FROM results WHERE tenant = $1 AND workflow_id = 
 
 # $1 before
 PURGE: Final = "DELETE FROM results WHERE created_at < $1::float8 AND status <> 'pending'"
+# $1 before
+PURGE_RUNS: Final = (
+    "DELETE FROM runs WHERE created_at < $1::float8 "
+    "AND status IN ('finished', 'failed', 'abandoned')"
+)
 
 # -- destinations and API keys -----------------------------------------------------------------
 # $1 tenant, $2 name, $3 webhook_id, $4 webhook_token, $5 thread_id, $6 now; true when new.
@@ -366,3 +373,156 @@ DATABASE_TIME: Final = "SELECT extract(epoch FROM clock_timestamp())::float8"
 LISTEN: Final = f"LISTEN {WORK_CHANNEL}"
 # A real write for readiness; it commits on its own, so it fails whenever a write would.
 PROBE_WRITE: Final = "UPDATE write_probe SET probes = probes + 1 WHERE id = 1"
+
+
+# -- runs -----------------------------------------------------------------------------------------
+# The columns ``base.run_columns`` fills, in the order of START_RUN's first parameters.
+RUN_COLUMNS: Final = (
+    "tenant",
+    "workflow_id",
+    "body_hash",
+    "title",
+    "url",
+    "depth",
+    "destination_name",
+    "webhook_id",
+    "webhook_token",
+    "thread_id",
+    "application_id",
+    "interaction_id",
+    "interaction_token",
+    "requester_user_id",
+    "requester_guild_id",
+    "requester_channel_id",
+    "timeout_seconds",
+    "handoff_at",
+)
+_R = len(RUN_COLUMNS)
+_RUN_VALUES = ", ".join(
+    f"${i}::float8" if name == "handoff_at" else f"${i}"
+    for i, name in enumerate(RUN_COLUMNS, start=1)
+)
+_RUN_SELECT = """
+SELECT r.*, (SELECT s.status FROM results s
+             WHERE s.tenant = r.tenant AND s.workflow_id = r.workflow_id) AS result_status
+"""
+
+# $1..$18 RUN_COLUMNS, $19 now: the new run, or no row when the workflow id exists.
+START_RUN: Final = f"""
+WITH inserted AS (
+    INSERT INTO runs ({", ".join(RUN_COLUMNS)},
+                      status, created_at, updated_at, last_activity_at, due_at)
+    VALUES ({_RUN_VALUES}, 'running', ${_R + 1}::float8, ${_R + 1}::float8, ${_R + 1}::float8,
+            ${_R + 1}::float8)
+    ON CONFLICT (tenant, workflow_id) DO NOTHING
+    RETURNING *
+), woken AS (
+    SELECT pg_notify('{WORK_CHANNEL}', '') FROM inserted
+)
+{_RUN_SELECT}, (SELECT count(*) FROM woken) AS woken FROM inserted r
+"""
+
+# $1 tenant, $2 workflow_id
+GET_RUN: Final = _RUN_SELECT + "FROM runs r WHERE r.tenant = $1 AND r.workflow_id = $2"
+
+# LIST_RUNS is completed with LIST_RESULTS_FILTERS (the same column names), then
+# LIST_RESULTS_ORDER.
+LIST_RUNS: Final = _RUN_SELECT + "FROM runs r WHERE "
+
+# $1 tenant, $2 workflow_id, $3 progress, $4 now: the run's status, whether it took the progress.
+RECORD_PROGRESS: Final = f"""
+WITH target AS (
+    SELECT id, status FROM runs WHERE tenant = $1 AND workflow_id = $2
+), updated AS (
+    UPDATE runs SET progress = $3, progress_version = progress_version + 1,
+        last_activity_at = $4::float8, updated_at = $4::float8,
+        due_at = least(coalesce(due_at, greatest($4::float8, coalesce(next_edit_at, $4::float8))),
+                       greatest($4::float8, coalesce(next_edit_at, $4::float8)))
+    FROM target WHERE runs.id = target.id AND target.status IN ('running', 'handed_off')
+    RETURNING runs.id
+), woken AS (
+    SELECT pg_notify('{WORK_CHANNEL}', '') FROM updated
+)
+SELECT target.status, (SELECT count(*) FROM updated) AS taken, (SELECT count(*) FROM woken)
+FROM target
+"""
+
+# $1 tenant, $2 workflow_id, $3 status, $4 error stage, $5 error message, $6 now
+FINISH_RUN: Final = f"""
+WITH updated AS (
+    UPDATE runs SET status = $3, error_stage = $4, error_message = $5,
+        last_activity_at = $6::float8, updated_at = $6::float8, final_shown = false,
+        due_at = $6::float8
+    WHERE tenant = $1 AND workflow_id = $2 AND status IN ('running', 'handed_off', 'abandoned')
+    RETURNING id
+), woken AS (
+    SELECT pg_notify('{WORK_CHANNEL}', '') FROM updated
+)
+SELECT (SELECT count(*) FROM updated) AS finished, (SELECT count(*) FROM woken)
+"""
+
+# $1 now, $2 owner, $3 lease_seconds: the claimed run, or no row.
+CLAIM_DUE_RUN: Final = f"""
+WITH pick AS (
+    SELECT id FROM runs
+    WHERE due_at <= $1::float8
+      AND CASE WHEN lease_owner IS NULL OR lease_expires_at <= $1::float8 THEN true
+               WHEN lease_owner = $2 THEN false
+               WHEN lease_owner IN (SELECT owner FROM replicas
+                                    WHERE alive_until > $1::float8) THEN false
+               ELSE NOT relay_replica_alive(lease_owner, $1::float8) END
+    ORDER BY due_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE runs SET lease_owner = $2, lease_expires_at = $1::float8 + $3::float8
+    FROM pick WHERE runs.id = pick.id
+    RETURNING runs.*
+)
+{_RUN_SELECT} FROM claimed r
+"""
+
+# The names of SAVE_RUN_STEP's parameters, in order (``base.run_step_params`` has them all).
+SAVE_RUN_STEP_PARAMS: Final = (
+    "tenant",
+    "workflow_id",
+    "owner",
+    "now",
+    "seen_version",
+    "seen_status",
+    "status",
+    "shown_version",
+    "progress_route",
+    "progress_message_id",
+    "next_edit_at",
+    "final_shown",
+    "abandon_notified",
+    "channel_dead",
+    "coalesced",
+    "failures",
+    "due_at",
+)
+# A change that arrived while the engine held the run (progress, a result) wins: the run is due
+# again at once, and its status stays what the change made it.
+SAVE_RUN_STEP: Final = """
+UPDATE runs SET
+    status = CASE WHEN status = $6 AND (progress_version = $5 OR $7 <> 'abandoned')
+                  THEN $7 ELSE status END,
+    final_shown = CASE WHEN status = $6 THEN $12::boolean ELSE final_shown END,
+    shown_version = $8, progress_route = $9, progress_message_id = $10,
+    next_edit_at = $11::float8, abandon_notified = $13, channel_dead = $14,
+    coalesced = coalesced + $15, failures = $16,
+    due_at = CASE WHEN progress_version <> $5 OR status <> $6 THEN $4::float8
+                  ELSE $17::float8 END,
+    updated_at = $4::float8, lease_owner = NULL, lease_expires_at = NULL
+WHERE tenant = $1 AND workflow_id = $2 AND lease_owner = $3
+"""
+
+# $1 now
+NEXT_RUN_DUE_AT: Final = """
+SELECT min(CASE WHEN r.lease_expires_at > $1::float8 AND p.owner IS NOT NULL
+                THEN greatest(r.due_at, r.lease_expires_at)
+                ELSE r.due_at END)
+FROM runs r LEFT JOIN replicas p ON p.owner = r.lease_owner AND p.alive_until > $1::float8
+WHERE r.due_at IS NOT NULL
+"""

@@ -20,16 +20,24 @@ from service.domain import (
     DeliveredMessage,
     Destination,
     NewResult,
+    NewRun,
     Page,
+    Progress,
     ResultFilter,
     ResultRecord,
     Route,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStart,
+    RunStep,
     Status,
 )
 from service.errors import ResultGone
 from service.store.base import (
     RESEAL_BATCH,
     SEALED_COLUMNS,
+    SETTLED_RUN_STATUSES,
     SealedColumn,
     Store,
     WorkListeners,
@@ -43,11 +51,17 @@ from service.store.base import (
     destination_from_row,
     destination_token,
     encode_cursor,
+    progress_json,
     record_from_row,
     redelivery_target,
     reseal_predicate,
     resealed,
     result_columns,
+    run_closed,
+    run_columns,
+    run_conflict,
+    run_from_row,
+    run_step_params,
     sealed_key_ids_sql,
     token_hash,
 )
@@ -227,13 +241,18 @@ class SQLiteStore(Store):
         )
 
     async def purge(self, *, before: float) -> int:
-        return await self._write(
-            lambda conn: (
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                f"DELETE FROM runs WHERE created_at < ? AND status IN {SETTLED_RUN_STATUSES}",
+                (before,),
+            )
+            return int(
                 conn.execute(
                     "DELETE FROM results WHERE created_at < ? AND status != 'pending'", (before,)
                 ).rowcount
             )
-        )
+
+        return await self._write(write)
 
     # -- destinations -------------------------------------------------------------------------
     async def put_destination(self, tenant: str, destination: Destination, *, now: float) -> bool:
@@ -561,6 +580,177 @@ class SQLiteStore(Store):
 
         return await self._read(read)
 
+    # -- runs ---------------------------------------------------------------------------------
+    async def start_run(self, new: NewRun, *, now: float) -> RunStart:
+        def write(conn: sqlite3.Connection) -> RunStart:
+            existing = _run_row(conn, new.tenant, new.workflow_id)
+            if existing is not None:
+                if existing["body_hash"] != new.body_hash:
+                    raise run_conflict(new.workflow_id)
+                return RunStart(run_from_row(existing, self._cipher), created=False)
+            values = {
+                **run_columns(new, self._cipher),
+                "status": "running",
+                "created_at": now,
+                "updated_at": now,
+                "last_activity_at": now,
+                "due_at": now,
+            }
+            names = ", ".join(values)
+            marks = ", ".join(f":{name}" for name in values)
+            conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", values)
+            row = _run_row(conn, new.tenant, new.workflow_id)
+            assert row is not None
+            return RunStart(run_from_row(row, self._cipher), created=True)
+
+        start = await self._write(write)
+        if start.created:
+            self._work.fire()
+        return start
+
+    async def get_run(self, tenant: str, workflow_id: str) -> RunRecord | None:
+        def read(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _run_row(conn, tenant, workflow_id)
+            return run_from_row(row, self._cipher) if row is not None else None
+
+        return await self._read(read)
+
+    async def list_runs(
+        self, tenant: str, filters: RunFilter, *, limit: int, cursor: str | None
+    ) -> RunPage:
+        where, params = ["r.tenant = ?"], [tenant]
+        if filters.status is not None:
+            where.append("r.status = ?")
+            params.append(filters.status.value)
+        if filters.url is not None:
+            where.append("r.url = ?")
+            params.append(filters.url)
+        if filters.requester_id is not None:
+            where.append("r.requester_user_id = ?")
+            params.append(filters.requester_id)
+        if filters.since is not None:
+            where.append("r.created_at >= ?")
+            params.append(filters.since)  # type: ignore[arg-type]
+        if filters.until is not None:
+            where.append("r.created_at < ?")
+            params.append(filters.until)  # type: ignore[arg-type]
+        if cursor is not None:
+            created_at, row_id = decode_cursor(cursor)
+            where.append("(r.created_at < ? OR (r.created_at = ? AND r.id < ?))")
+            params.extend([created_at, created_at, row_id])  # type: ignore[list-item]
+        sql = (
+            f"{_RUN_SELECT} WHERE {' AND '.join(where)} "
+            "ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> RunPage:
+            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = tuple(run_from_row(row, self._cipher) for row in rows)
+            last = rows[-1] if more else None
+            return RunPage(items, encode_cursor(last["created_at"], last["id"]) if last else None)
+
+        return await self._read(read)
+
+    async def record_progress(
+        self, tenant: str, workflow_id: str, progress: Progress, *, now: float
+    ) -> RunRecord | None:
+        def write(conn: sqlite3.Connection) -> RunRecord | None:
+            changed = conn.execute(
+                "UPDATE runs SET progress = :progress, progress_version = progress_version + 1, "
+                "last_activity_at = :now, updated_at = :now, "
+                "due_at = MIN(COALESCE(due_at, MAX(:now, COALESCE(next_edit_at, :now))), "
+                "MAX(:now, COALESCE(next_edit_at, :now))) "
+                "WHERE tenant = :tenant AND workflow_id = :workflow_id "
+                "AND status IN ('running', 'handed_off')",
+                {
+                    "progress": progress_json(progress),
+                    "now": now,
+                    "tenant": tenant,
+                    "workflow_id": workflow_id,
+                },
+            ).rowcount
+            row = _run_row(conn, tenant, workflow_id)
+            if row is None:
+                return None
+            if not changed:
+                raise run_closed(workflow_id, row["status"])
+            return run_from_row(row, self._cipher)
+
+        record = await self._write(write)
+        if record is not None:
+            self._work.fire()
+        return record
+
+    async def finish_run(
+        self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
+    ) -> bool:
+        stage, message = error if error is not None else (None, None)
+        finished = await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE runs SET status = :status, error_stage = :stage, "
+                    "error_message = :message, last_activity_at = :now, updated_at = :now, "
+                    "final_shown = 0, due_at = :now WHERE tenant = :tenant "
+                    "AND workflow_id = :workflow_id "
+                    "AND status IN ('running', 'handed_off', 'abandoned')",
+                    {
+                        "status": "failed" if error is not None else "finished",
+                        "stage": stage,
+                        "message": message,
+                        "now": now,
+                        "tenant": tenant,
+                        "workflow_id": workflow_id,
+                    },
+                ).rowcount
+                > 0
+            )
+        )
+        if finished:
+            self._work.fire()
+        return finished
+
+    async def claim_due_run(
+        self, owner: str, *, now: float, lease_seconds: float
+    ) -> RunRecord | None:
+        def write(conn: sqlite3.Connection) -> RunRecord | None:
+            # One writer: nobody can claim between this and the update.
+            row = conn.execute(
+                "SELECT id FROM runs WHERE due_at <= :now AND (lease_owner IS NULL "
+                "OR lease_expires_at <= :now OR (lease_owner != :owner AND lease_owner NOT IN "
+                "(SELECT owner FROM replicas WHERE alive_until > :now))) "
+                "ORDER BY due_at LIMIT 1",
+                {"now": now, "owner": owner},
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE runs SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+                (owner, now + lease_seconds, row[0]),
+            )
+            claimed = conn.execute(f"{_RUN_SELECT} WHERE r.id = ?", (row[0],)).fetchone()
+            return run_from_row(claimed, self._cipher)
+
+        return await self._write(write)
+
+    async def save_run_step(self, owner: str, step: RunStep, *, now: float) -> bool:
+        params = run_step_params(step, owner=owner, now=now)
+        return await self._write(lambda conn: conn.execute(_SAVE_RUN_STEP, params).rowcount > 0)
+
+    async def next_run_due_at(self, *, now: float) -> float | None:
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(CASE WHEN r.lease_expires_at > :now AND p.owner IS NOT NULL "
+                "THEN MAX(r.due_at, r.lease_expires_at) ELSE r.due_at END) "
+                "FROM runs r LEFT JOIN replicas p ON p.owner = r.lease_owner "
+                "AND p.alive_until > :now WHERE r.due_at IS NOT NULL",
+                {"now": now},
+            ).fetchone()
+            return float(row[0]) if row[0] is not None else None
+
+        return await self._read(read)
+
     # -- the fleet ----------------------------------------------------------------------------
     async def subscribe(self, on_work: Callable[[], None]) -> None:
         # One process writes this file, so its own commits are all the work there is to hear
@@ -604,6 +794,37 @@ class SQLiteStore(Store):
     async def database_time(self) -> float | None:
         # The file is on this machine: its clock is this process's, nothing to correct.
         return None
+
+
+_RUN_SELECT = (
+    "SELECT r.*, (SELECT s.status FROM results s WHERE s.tenant = r.tenant "
+    "AND s.workflow_id = r.workflow_id) AS result_status FROM runs r"
+)
+
+# A change that arrived while the engine held the run (progress, a result) wins: the run is due
+# again at once, and its status stays what the change made it.
+_SAVE_RUN_STEP = """
+UPDATE runs SET
+    status = CASE WHEN status = :seen_status
+                   AND (progress_version = :seen_version OR :status != 'abandoned')
+                  THEN :status ELSE status END,
+    final_shown = CASE WHEN status = :seen_status THEN :final_shown ELSE final_shown END,
+    shown_version = :shown_version, progress_route = :progress_route,
+    progress_message_id = :progress_message_id, next_edit_at = :next_edit_at,
+    abandon_notified = :abandon_notified, channel_dead = :channel_dead,
+    coalesced = coalesced + :coalesced, failures = :failures,
+    due_at = CASE WHEN progress_version != :seen_version OR status != :seen_status
+                  THEN :now ELSE :due_at END,
+    updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
+WHERE tenant = :tenant AND workflow_id = :workflow_id AND lease_owner = :owner
+"""
+
+
+def _run_row(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        f"{_RUN_SELECT} WHERE r.tenant = ? AND r.workflow_id = ?", (tenant, workflow_id)
+    ).fetchone()
+    return row
 
 
 def _result_row(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> sqlite3.Row | None:

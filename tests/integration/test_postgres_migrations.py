@@ -108,9 +108,9 @@ async def test_every_named_query_prepares_against_the_schema(pg_url: str) -> Non
         for i, clause in enumerate(postgres_queries.LIST_RESULTS_FILTERS.values(), start=1)
     )
     filters = len(postgres_queries.LIST_RESULTS_FILTERS)
-    queries["LIST_RESULTS"] += every_filter + postgres_queries.LIST_RESULTS_ORDER.format(
-        filters + 2
-    )
+    # Runs are listed with the same filters and order.
+    for listing in ("LIST_RESULTS", "LIST_RUNS"):
+        queries[listing] += every_filter + postgres_queries.LIST_RESULTS_ORDER.format(filters + 2)
     conn = await asyncpg.connect(pg_url)
     try:
         for name, sql in queries.items():

@@ -18,8 +18,14 @@ from service.domain import (
     InFlight,
     Interaction,
     NewResult,
+    NewRun,
+    Progress,
     ResultFilter,
     Route,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    RunStep,
     Status,
 )
 from service.errors import Conflict, ResultGone
@@ -644,3 +650,187 @@ async def test_the_write_probe_fails_on_a_read_only_postgres_database(pg_url: st
             await store.probe_write()
     finally:
         await store.close()
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+INTERACTION = Interaction(
+    application_id=APPLICATION_ID, interaction_id=INTERACTION_ID, token=INTERACTION_TOKEN
+)
+
+
+def new_run(workflow_id: str, **kw: object) -> NewRun:
+    fields: dict[str, object] = {
+        "tenant": "acme",
+        "workflow_id": workflow_id,
+        "body_hash": f"run-hash-{workflow_id}",
+        "timeout_seconds": 7200,
+        "handoff_at": T0 + 720,
+        "title": "Analysis",
+        "destination": HOOK,
+        "interaction": INTERACTION,
+    }
+    fields.update(kw)
+    return NewRun(**fields)  # type: ignore[arg-type]
+
+
+def step_of(run: RunRecord, **changes: object) -> RunStep:
+    fields: dict[str, object] = {
+        "tenant": run.tenant,
+        "workflow_id": run.workflow_id,
+        "seen_version": run.progress_version,
+        "seen_status": run.status,
+        "status": run.status,
+        "shown_version": run.shown_version,
+        "progress_route": run.progress_route,
+        "progress_message_id": run.progress_message_id,
+        "next_edit_at": run.next_edit_at,
+        "final_shown": run.final_shown,
+        "abandon_notified": run.abandon_notified,
+        "channel_dead": run.channel_dead,
+        "coalesced": 0,
+        "failures": run.failures,
+        "due_at": None,
+    }
+    fields.update(changes)
+    return RunStep(**fields)  # type: ignore[arg-type]
+
+
+async def test_start_run_is_idempotent_on_the_body_hash_and_reads_back(store: Store) -> None:
+    # given a run started once
+    first = await store.start_run(new_run("run-1"), now=T0)
+    # when the same body comes again, and then another body
+    again = await store.start_run(new_run("run-1"), now=T0 + 5)
+    # then it is created once, due at once, with its tokens and fields read back
+    assert (first.created, again.created) == (True, False)
+    run = again.record
+    assert run.status is RunStatus.RUNNING and run.due_at == T0
+    assert run.interaction == INTERACTION and run.destination == HOOK
+    assert (run.title, run.timeout_seconds, run.handoff_at) == ("Analysis", 7200, T0 + 720)
+    assert run.progress is None and run.result_status is None
+    with pytest.raises(Conflict):
+        await store.start_run(new_run("run-1", body_hash="another"), now=T0 + 6)
+    assert await store.get_run("other", "run-1") is None
+
+
+async def test_progress_keeps_the_latest_and_is_due_when_an_edit_may_go(store: Store) -> None:
+    # given a run whose progress message may next be edited at T0 + 3
+    run = (await store.start_run(new_run("run-2"), now=T0)).record
+    claimed = await store.claim_due_run("w1", now=T0, lease_seconds=30)
+    assert claimed is not None
+    await store.save_run_step("w1", step_of(claimed, next_edit_at=T0 + 3, due_at=T0 + 720), now=T0)
+    # when two updates arrive at once
+    await store.record_progress("acme", "run-2", Progress("download", 1, 10), now=T0 + 1)
+    latest = await store.record_progress(
+        "acme", "run-2", Progress("analyse", 3, 10, "half", updated_at=T0 + 1), now=T0 + 1
+    )
+    # then only the latest is kept, counted, and due when the edit may go
+    assert latest is not None
+    assert latest.progress == Progress("analyse", 3, 10, "half", updated_at=T0 + 1)
+    assert latest.progress_version == 2 and latest.due_at == T0 + 3
+    assert latest.last_activity_at == T0 + 1 and run.progress_version == 0
+    assert await store.record_progress("acme", "nope", Progress("x"), now=T0) is None
+
+
+async def test_a_finished_run_takes_no_progress_and_shows_the_result_status(store: Store) -> None:
+    # given a run whose result arrived with an error
+    await store.start_run(new_run("run-3"), now=T0)
+    await store.accept(new("run-3"), now=T0 + 10)
+    assert await store.finish_run("acme", "run-3", error=("render", "boom"), now=T0 + 10)
+    # when progress still comes
+    with pytest.raises(Conflict) as refused:
+        await store.record_progress("acme", "run-3", Progress("late"), now=T0 + 11)
+    # then it is refused as closed and the run reads failed with its error and result
+    assert refused.value.code == "run_closed"
+    run = await store.get_run("acme", "run-3")
+    assert run is not None and run.status is RunStatus.FAILED
+    assert (run.error_stage, run.error_message) == ("render", "boom")
+    assert run.result_status is Status.PENDING and run.due_at == T0 + 10
+    assert not await store.finish_run("acme", "run-3", error=None, now=T0 + 12)
+
+
+async def test_a_due_run_is_leased_to_one_owner_until_saved(store: Store) -> None:
+    # given a due run claimed by w1
+    await store.heartbeat("w1", now=T0, ttl=60)
+    await store.heartbeat("w2", now=T0, ttl=60)
+    await store.start_run(new_run("run-4"), now=T0)
+    claimed = await store.claim_due_run("w1", now=T0, lease_seconds=30)
+    assert claimed is not None and claimed.workflow_id == "run-4"
+    # then nobody else gets it while the lease lives, and the sleep waits for the lease
+    assert await store.claim_due_run("w2", now=T0 + 1, lease_seconds=30) is None
+    assert await store.claim_due_run("w1", now=T0 + 1, lease_seconds=30) is None
+    assert await store.next_run_due_at(now=T0 + 1) == T0 + 30
+    # when w1 saves its step, the lease is released and the run is due when it said
+    step = step_of(
+        claimed,
+        status=RunStatus.HANDED_OFF,
+        progress_route=Route.WEBHOOK,
+        progress_message_id="m1",
+        due_at=T0 + 50,
+    )
+    assert await store.save_run_step("w1", step, now=T0 + 2)
+    assert not await store.save_run_step("w2", step, now=T0 + 2)
+    run = await store.get_run("acme", "run-4")
+    assert run is not None and run.status is RunStatus.HANDED_OFF
+    assert (run.progress_route, run.progress_message_id, run.due_at) == (
+        Route.WEBHOOK,
+        "m1",
+        T0 + 50,
+    )
+    assert await store.claim_due_run("w2", now=T0 + 49, lease_seconds=30) is None
+    assert await store.next_run_due_at(now=T0 + 3) == T0 + 50
+
+
+async def test_a_crashed_owners_run_is_taken_over(store: Store) -> None:
+    # given a run claimed by a replica that then stopped heartbeating
+    await store.heartbeat("dead", now=T0, ttl=1)
+    await store.start_run(new_run("run-5"), now=T0)
+    assert await store.claim_due_run("dead", now=T0, lease_seconds=30) is not None
+    # when another replica looks after the heartbeat ran out
+    await store.heartbeat("alive", now=T0 + 5, ttl=60)
+    taken = await store.claim_due_run("alive", now=T0 + 5, lease_seconds=30)
+    # then it takes the run over without waiting for the lease
+    assert taken is not None and taken.workflow_id == "run-5"
+
+
+async def test_a_change_during_a_step_makes_the_run_due_again(store: Store) -> None:
+    # given a claimed run
+    await store.start_run(new_run("run-6"), now=T0)
+    claimed = await store.claim_due_run("w1", now=T0, lease_seconds=30)
+    assert claimed is not None
+    # when its result arrives while the engine abandons it
+    await store.finish_run("acme", "run-6", error=None, now=T0 + 1)
+    step = step_of(claimed, status=RunStatus.ABANDONED, final_shown=True, due_at=None)
+    assert await store.save_run_step("w1", step, now=T0 + 2)
+    # then the result's status wins and the run is due again to show it
+    run = await store.get_run("acme", "run-6")
+    assert run is not None
+    assert (run.status, run.final_shown, run.due_at) == (RunStatus.FINISHED, False, T0 + 2)
+
+
+async def test_list_runs_filters_and_pages(store: Store) -> None:
+    for i in range(3):
+        await store.start_run(new_run(f"run-l{i}", url=f"u{i % 2}"), now=T0 + i)
+    await store.finish_run("acme", "run-l0", error=None, now=T0 + 5)
+    first = await store.list_runs("acme", RunFilter(), limit=2, cursor=None)
+    assert [r.workflow_id for r in first.items] == ["run-l2", "run-l1"]
+    rest = await store.list_runs("acme", RunFilter(), limit=2, cursor=first.next_cursor)
+    assert [r.workflow_id for r in rest.items] == ["run-l0"] and rest.next_cursor is None
+    finished = await store.list_runs(
+        "acme", RunFilter(status=RunStatus.FINISHED), limit=5, cursor=None
+    )
+    assert [r.workflow_id for r in finished.items] == ["run-l0"]
+    by_url = await store.list_runs("acme", RunFilter(url="u0"), limit=5, cursor=None)
+    assert sorted(r.workflow_id for r in by_url.items) == ["run-l0", "run-l2"]
+    assert (await store.list_runs("other", RunFilter(), limit=5, cursor=None)).items == ()
+
+
+async def test_purge_removes_old_settled_runs_only(store: Store) -> None:
+    await store.start_run(new_run("run-old-live"), now=T0)
+    await store.start_run(new_run("run-old-done"), now=T0)
+    await store.start_run(new_run("run-new-done"), now=T0 + 100)
+    await store.finish_run("acme", "run-old-done", error=None, now=T0 + 1)
+    await store.finish_run("acme", "run-new-done", error=None, now=T0 + 101)
+    await store.purge(before=T0 + 50)
+    page = await store.list_runs("acme", RunFilter(), limit=10, cursor=None)
+    assert sorted(r.workflow_id for r in page.items) == ["run-new-done", "run-old-live"]

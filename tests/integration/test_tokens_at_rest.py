@@ -302,3 +302,30 @@ def _reopened(store: Store, cipher: TokenCipher) -> Store:
         return SQLiteStore(store._db._path, cipher=cipher)  # type: ignore[attr-defined]
     assert isinstance(store, PostgresStore)
     return PostgresStore(store._dsn, cipher=cipher)  # type: ignore[attr-defined]
+
+
+async def test_a_runs_tokens_are_sealed_at_rest_and_still_reach_discord(
+    backend: Backend, clock: Clock, emulator: DiscordEmulator
+) -> None:
+    # Given a run with an interaction and a channel webhook (in real time, as above)
+    clock.now = time.time()
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction(age_seconds=60)
+    async with running(backend.settings, clock, emulator) as (client, worker):
+        body = {
+            "workflow_id": "run_sealed",
+            "interaction": _interaction(interaction),
+            "destination": {"webhook_url": hook.url},
+        }
+        started = await client.post("/v1/runs", json=body, headers=ACME)
+        assert started.status_code == 201, started.text
+        put = await client.put(
+            "/v1/runs/run_sealed/progress", json={"stage": "analyse"}, headers=ACME
+        )
+        assert put.status_code == 202
+        # When the engine edits the deferred response with the run's token
+        await worker.drain()
+        # Then Discord got it, and the database holds neither token in clear
+        assert len(emulator.edits(interaction.original_message_id)) == 1
+        assert_holds_no_token(backend.dump(), hook.token, interaction.token)
+        assert hook.token not in started.text and interaction.token not in started.text
