@@ -130,9 +130,12 @@ async def submit_result(
     url, depth = payload.url, payload.depth
     if run is not None:
         destination = destination or run.destination
-        # After the hand-off the notice told the user where the result comes: not the token.
-        if interaction is None and run.status is RunStatus.RUNNING:
-            interaction = run.interaction
+        if run.status is RunStatus.RUNNING:
+            interaction = interaction or run.interaction
+        elif destination is not None:
+            # After the hand-off the notice told the user the result comes in the channel: not
+            # through the token, even while it lives and even when the bot sends it again.
+            interaction = None
         requester = requester or run.requester
         url, depth = url or run.url, depth or run.depth
     if destination is None and interaction is None:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from bot_client import (
     AuthenticationError,
     ConflictError,
     Destination,
+    InteractionRef,
     NotFoundError,
     RelayClient,
     Spool,
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.acceptance
 
 KEY = "acme-key-0123456789abcdef"
 COUNT = 50
+HANDOFF = 60.0  # RELAY_HANDOFF_AT_SECONDS: the runs below start 3 s before it
 
 
 @pytest.fixture
@@ -54,6 +57,9 @@ class Service:
         self._tmp = tmp_path
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         self._env.update(
+            RELAY_HANDOFF_AT_SECONDS=str(HANDOFF),
+            RELAY_PROGRESS_INTERVAL_SECONDS="0.5",
+            RELAY_POLL_SECONDS="0.2",
             RELAY_DATABASE_URL=f"sqlite:///{tmp_path}/relay.db",
             RELAY_API_KEYS=f"acme:{KEY}",
             RELAY_DISCORD_API_BASE=discord.api_base,
@@ -163,3 +169,79 @@ async def test_a_bot_against_the_real_service_process(
         with pytest.raises(AuthenticationError):
             await stranger.list_destinations()
     assert hook.token not in service.stderr()
+
+
+async def test_a_run_through_the_client_reaches_the_user_across_the_hand_off(
+    tmp_path: Path, discord: EmulatorServer, service: Service
+) -> None:
+    # given a bot whose deferred interaction hands off 3 s from now, and the service running
+    emulator = discord.emulator
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction(age_seconds=HANDOFF - 3)
+    ref = InteractionRef(
+        application_id=interaction.application_id,
+        interaction_id=interaction.interaction_id,
+        token=interaction.token,
+    )
+    await asyncio.to_thread(service.start)
+    async with RelayClient(service.base_url, api_key=KEY, retries=FAST_RETRY) as relay:
+        # when the bot runs its long command inside relay.run, reporting progress
+        async with relay.run(ref, workflow_id="wf-run", destination=hook.url, title="Scan") as run:
+            await run.progress("fetch", 1, 3)
+            await wait_for(lambda: bool(emulator.edits(emulator.original(ref.interaction_id).id)))
+            await asyncio.sleep(4)  # past the hand-off
+            await run.progress("analyse", 2, 3)
+            await asyncio.sleep(1)
+            await run.finish({"summary": "all clear"})
+        await wait_for(lambda: len(emulator.messages(hook.id)) >= 2, 20)
+        run_state = await relay.get_run("wf-run")
+        await wait_for(lambda: _final(emulator, hook.id), 20)
+
+    # then progress went to @original, which became the hand-off notice naming the command
+    original = emulator.original(ref.interaction_id)
+    notice = str(emulator.edits(original.id)[-1].payload)
+    assert "/retrieve_results workflow_id:wf-run" in notice
+    # and the channel holds the progress message (ended as done) and the result, once each
+    progress, result = emulator.messages(hook.id)[:2]
+    assert "Done" in str(progress.embeds) or "done" in str(progress.embeds)
+    assert result.embeds[0]["footer"]["text"].endswith("wf-run")
+    assert len(emulator.messages(hook.id)) == 2
+    assert run_state.status in ("handed_off", "finished")
+    counters = emulator.counters
+    assert sum(counters.rate_limited.values()) == 0 and counters.premature_requests == 0
+    assert counters.payload_400s == 0 and counters.bad_allowed_mentions == 0
+
+
+async def test_a_run_that_fails_in_the_bot_tells_the_user_without_a_traceback(
+    tmp_path: Path, discord: EmulatorServer, service: Service
+) -> None:
+    # given a run in a channel only (no interaction)
+    emulator = discord.emulator
+    hook = emulator.create_webhook()
+    await asyncio.to_thread(service.start)
+    async with RelayClient(service.base_url, api_key=KEY, retries=FAST_RETRY) as relay:
+        # when the bot's work raises inside the block
+        with pytest.raises(RuntimeError):
+            async with relay.run(None, workflow_id="wf-fail", destination=hook.url) as run:
+                await run.progress("transcribe", 1, 2)
+                raise RuntimeError(f"model crashed near {hook.url}")
+        # then the user is told where it failed, and neither the traceback nor the URL leaks
+        await wait_for(lambda: any(_failed(m) for m in emulator.messages(hook.id)), 20)
+        record = await relay.get_run("wf-fail")
+    failure = next(m for m in emulator.messages(hook.id) if _failed(m))
+    text = str(failure.embeds)
+    assert "transcribe" in text and "RuntimeError" in text
+    assert "Traceback" not in text and hook.token not in text
+    assert record.status == "failed"
+
+
+def _failed(message: Any) -> bool:
+    return any("failed" in str(embed.get("title", "")).lower() for embed in message.embeds)
+
+
+def _final(emulator: Any, webhook_id: str) -> bool:
+    messages = emulator.messages(webhook_id)
+    if not messages:
+        return False
+    edits = emulator.edits(messages[0].id)
+    return bool(edits) and "done" in str(edits[-1].payload).lower()

@@ -530,3 +530,30 @@ async def test_a_turn_that_comes_too_late_for_the_lease_sends_nothing_and_gives_
     assert emulator.counters.total_requests == 0
     again = await store.claim_due_run("other", now=clock(), lease_seconds=30)
     assert again is not None and again.workflow_id == "run_late"
+
+
+async def test_after_the_hand_off_the_result_comes_in_the_channel_even_with_the_token_given(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker, clock: Clock
+) -> None:
+    # given a run handed off while its token still has minutes to live
+    hook = emulator.create_webhook()
+    interaction = emulator.create_interaction(age_seconds=HANDOFF - 1)
+    token = _interaction(interaction)
+    await start(client, run_body("run_h", interaction=token, destination={"webhook_url": hook.url}))
+    clock.advance(1)
+    await worker.drain()
+    assert (await get_run(client, "run_h"))["status"] == "handed_off"
+    # when the bot sends the result with the run's interaction again (as the client does)
+    response = await client.post(
+        "/v1/results",
+        json={"workflow_id": "run_h", "results": {"summary": "ok"}, "interaction": token},
+        headers=ACME,
+    )
+    assert response.status_code == 202, response.text
+    clock.advance(1)
+    await worker.drain()
+    # then it is delivered in the channel, where the notice said, not as a follow-up
+    assert emulator.followups(interaction.interaction_id) == []
+    [_progress, result] = emulator.messages(hook.id)
+    assert result.embeds[0]["footer"]["text"].endswith("run_h")
+    assert_discord_saw_no_misbehaviour(emulator)
