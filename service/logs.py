@@ -62,3 +62,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, to: Path | None
         logging.getLogger(name).propagate = True
     # One line per request comes from our own middleware, with the tenant and no query string.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request to Discord at INFO: the worker logs the attempts that matter.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
