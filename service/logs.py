@@ -63,4 +63,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, to: Path | None
     # One line per request comes from our own middleware, with the tenant and no query string.
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every request to Discord at INFO: the worker logs the attempts that matter.
-    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("httpx").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    )
