@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from service.config import Settings
+from service.delivery.turns import Priority
 from service.discord.outcome import Disposition, SendOutcome
 from service.discord.progress import (
     ProgressView,
@@ -47,7 +48,9 @@ _STEPS_PER_CLAIM = 6  # hand-off, notice, first channel message... then let othe
 class Turns(Protocol):
     """The worker's rate-limit state, shared with the engine."""
 
-    def turn(self, key: str, *, counts_globally: bool) -> AbstractAsyncContextManager[Bucket]:
+    def turn(
+        self, key: str, *, counts_globally: bool, priority: Priority = ...
+    ) -> AbstractAsyncContextManager[Bucket]:
         """One request's turn on ``key``'s bucket (and the global budget), held until its
         answer was observed."""
 
@@ -481,7 +484,11 @@ class RunEngine:
         """One request, sent again after each 429 once its bucket allows; raises
         :class:`_Refused` or :class:`_Failed` for what is not a success."""
         while True:
-            async with self._turns.turn(key, counts_globally=counts_globally) as bucket:
+            # A result waiting for the same turn goes first: a progress edit only replaces the
+            # one before it.
+            async with self._turns.turn(
+                key, counts_globally=counts_globally, priority=Priority.PROGRESS
+            ) as bucket:
                 if self._clock() - doing.claimed_at > self._lease / 2:
                     raise _LeaseShort
                 outcome = await send()

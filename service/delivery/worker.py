@@ -52,6 +52,7 @@ from service.delivery.decide import (
 from service.delivery.retry import RetryPolicy
 from service.delivery.routing import choose_route, interaction_usable
 from service.delivery.runs import RunEngine
+from service.delivery.turns import Priority, PriorityLock
 from service.discord.outcome import Disposition, SendOutcome
 from service.discord.ratelimit import Bucket, InvalidRequestWindow, TokenBucket, counts_as_invalid
 from service.discord.render import Part, render_result
@@ -142,13 +143,13 @@ class Worker:
         # of the slack is for latency jitter.
         self._global_rps = settings.global_rps
         self._budget = TokenBucket(rate=settings.global_rps, burst=_BUDGET_BURST)
-        self._budget_turn = asyncio.Lock()
+        self._budget_turn = PriorityLock()
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
         # One request at a time per bucket: a bucket knows what the last answer said, and a
         # second request sent before it arrives would spend a turn it cannot see (lanes and runs
         # share the buckets of their webhooks and interactions).
-        self._turn_locks: dict[str, asyncio.Lock] = {}
+        self._turn_locks: dict[str, PriorityLock] = {}
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._claims = _Backoff()
         self._wake = asyncio.Event()
@@ -637,14 +638,16 @@ class Worker:
         return outcome
 
     @contextlib.asynccontextmanager
-    async def turn(self, key: str, *, counts_globally: bool) -> AsyncIterator[Bucket]:
+    async def turn(
+        self, key: str, *, counts_globally: bool, priority: Priority = Priority.RESULT
+    ) -> AsyncIterator[Bucket]:
         """One request's turn on ``key``'s bucket, for a lane or a run: held until the answer
         was observed, so that the next request on the bucket knows what it said. Raises
         ``_Stopped`` when the worker stops meanwhile or lost the fleet."""
-        lock = self._turn_locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        lock = self._turn_locks.setdefault(key, PriorityLock())
+        async with lock.hold(priority):
             bucket = self._bucket(key)
-            await self._wait_turn(bucket, counts_globally=counts_globally)
+            await self._wait_turn(bucket, counts_globally=counts_globally, priority=priority)
             if self._fleet_lost():
                 raise _Stopped  # another replica may be working this lane or run by now
             yield bucket
@@ -653,7 +656,9 @@ class Worker:
         """For the run engine: learn from an answer as a lane does."""
         self._observe(bucket, outcome)
 
-    async def _wait_turn(self, bucket: Bucket, *, counts_globally: bool) -> None:
+    async def _wait_turn(
+        self, bucket: Bucket, *, counts_globally: bool, priority: Priority
+    ) -> None:
         """Wait for the lane's bucket, a global pause and the invalid-request brake, and for a
         token of the process-wide budget (interaction follow-ups do not count toward it). The
         checks run again after every sleep: a pause may have begun meanwhile."""
@@ -662,7 +667,7 @@ class Worker:
             now = self._monotonic()
             wait = max(bucket.delay(now), self._budget.paused_until - now, self._invalid.delay(now))
             if wait <= 0 and not has_token:
-                await self._take_budget()
+                await self._take_budget(priority)
                 has_token = True
                 continue
             if wait <= 0:
@@ -670,11 +675,12 @@ class Worker:
             await self._sleep(wait)
         bucket.spend(self._monotonic())
 
-    async def _take_budget(self) -> None:
-        """One token of the global budget, first come first served: the lanes queue on a lock
-        (asyncio's is fair), so that a lane unlucky with its wake-ups does not fall behind and
-        end the burst alone, held back by its webhook's own limit."""
-        async with self._budget_turn:
+    async def _take_budget(self, priority: Priority) -> None:
+        """One token of the global budget, first come first served within a priority (results
+        before progress edits): the lanes queue on a fair lock, so that a lane unlucky with its
+        wake-ups does not fall behind and end the burst alone, held back by its webhook's own
+        limit."""
+        async with self._budget_turn.hold(priority):
             while (wait := self._budget.take(self._monotonic())) > 0:
                 await self._sleep(wait)
 

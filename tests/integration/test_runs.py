@@ -12,6 +12,7 @@ import pytest
 
 from service.api.deps import Services
 from service.delivery.runs import RunEngine
+from service.delivery.turns import Priority
 from service.delivery.worker import Worker
 from service.discord.outcome import SendOutcome
 from service.discord.ratelimit import Bucket
@@ -497,7 +498,9 @@ class _LateTurns:
         self.clock, self.late_by = clock, late_by
 
     @contextlib.asynccontextmanager
-    async def turn(self, key: str, *, counts_globally: bool) -> AsyncIterator[Bucket]:
+    async def turn(
+        self, key: str, *, counts_globally: bool, priority: Priority = Priority.RESULT
+    ) -> AsyncIterator[Bucket]:
         self.clock.advance(self.late_by)
         yield Bucket()
 
