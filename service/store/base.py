@@ -19,7 +19,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from service.crypto import KEY_ID_LENGTH, PREFIX, CipherError, TokenCipher
 from service.domain import (
@@ -115,6 +115,9 @@ class Row(Protocol):
     """A database row addressed by column name (sqlite3.Row, asyncpg.Record, dict)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+
+R = TypeVar("R", bound=Row)
 
 
 class Store(ABC):
@@ -516,6 +519,34 @@ def destination_from_row(row: Row, cipher: TokenCipher) -> Destination:
         thread_id=row["thread_id"],
         name=row["name"],
     )
+
+
+def page_of(rows: Sequence[R], limit: int) -> tuple[Sequence[R], str | None]:
+    """A listing's page from its rows, read one past ``limit``: the rows to show, and the
+    cursor of the next page (``None`` at the end)."""
+    last = rows[limit - 1] if len(rows) > limit else None
+    return rows[:limit], encode_cursor(last["created_at"], last["id"]) if last is not None else None
+
+
+def listing_filters(
+    tenant: str, filters: ResultFilter | RunFilter, cursor: str | None
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """What a listing of results or runs is narrowed to, as (column test, its values): the
+    same rules on both backends, each of which spells the tests in its own SQL."""
+    wanted: list[tuple[str, tuple[Any, ...]]] = [("tenant", (tenant,))]
+    status = filters.status.value if filters.status is not None else None
+    for name, value in (
+        ("status", status),
+        ("url", filters.url),
+        ("requester_id", filters.requester_id),
+        ("since", filters.since),
+        ("until", filters.until),
+    ):
+        if value is not None:
+            wanted.append((name, (value,)))
+    if cursor is not None:
+        wanted.append(("cursor", decode_cursor(cursor)))
+    return wanted
 
 
 def encode_cursor(created_at: float, row_id: int) -> str:

@@ -56,10 +56,10 @@ from service.store.base import (
     check_destination_alive,
     check_key_ids,
     check_same_body,
-    decode_cursor,
     destination_from_row,
     destination_token,
-    encode_cursor,
+    listing_filters,
+    page_of,
     progress_json,
     record_from_row,
     redelivery_target,
@@ -333,35 +333,30 @@ class PostgresStore(Store):
     async def list_results(
         self, tenant: str, filters: ResultFilter, *, limit: int, cursor: str | None
     ) -> Page:
-        args: list[Any] = []
-
-        def arg(value: Any) -> int:
-            args.append(value)
-            return len(args)
-
-        clauses = [q.LIST_RESULTS_FILTERS["tenant"].format(arg(tenant))]
-        wanted: dict[str, Any] = {
-            "status": filters.status.value if filters.status is not None else None,
-            "url": filters.url,
-            "requester_id": filters.requester_id,
-            "since": filters.since,
-            "until": filters.until,
-        }
-        for name, value in wanted.items():
-            if value is not None:
-                clauses.append(q.LIST_RESULTS_FILTERS[name].format(arg(value)))
-        if cursor is not None:
-            created_at, row_id = decode_cursor(cursor)
-            clauses.append(q.LIST_RESULTS_FILTERS["cursor"].format(arg(created_at), arg(row_id)))
-        sql = q.LIST_RESULTS + " AND ".join(clauses) + q.LIST_RESULTS_ORDER.format(arg(limit + 1))
-        rows = await self._fetch("list results", sql, *args)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        last = rows[-1] if more else None
-        return Page(
-            tuple(_record(row, self._cipher) for row in rows),
-            encode_cursor(last["created_at"], last["id"]) if last is not None else None,
+        rows, next_cursor = await self._listing(
+            q.LIST_RESULTS, "list results", tenant, filters, cursor, limit
         )
+        return Page(tuple(_record(row, self._cipher) for row in rows), next_cursor)
+
+    async def _listing(
+        self,
+        select: str,
+        doing: str,
+        tenant: str,
+        filters: ResultFilter | RunFilter,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[Sequence[Row], str | None]:
+        """``select`` narrowed to a listing's filters, newest first: a page and the next cursor."""
+        args: list[Any] = []
+        clauses = []
+        for name, values in listing_filters(tenant, filters, cursor):
+            numbers = range(len(args) + 1, len(args) + len(values) + 1)
+            clauses.append(q.LIST_RESULTS_FILTERS[name].format(*numbers))
+            args.extend(values)
+        args.append(limit + 1)
+        sql = select + " AND ".join(clauses) + q.LIST_RESULTS_ORDER.format(len(args))
+        return page_of(await self._fetch(doing, sql, *args), limit)
 
     async def list_attempts(self, tenant: str, workflow_id: str) -> list[Attempt] | None:
         rows = await self._fetch("list attempts", q.LIST_ATTEMPTS, tenant, workflow_id)
@@ -589,35 +584,10 @@ class PostgresStore(Store):
     async def list_runs(
         self, tenant: str, filters: RunFilter, *, limit: int, cursor: str | None
     ) -> RunPage:
-        args: list[Any] = []
-
-        def arg(value: Any) -> int:
-            args.append(value)
-            return len(args)
-
-        clauses = [q.LIST_RESULTS_FILTERS["tenant"].format(arg(tenant))]
-        wanted: dict[str, Any] = {
-            "status": filters.status.value if filters.status is not None else None,
-            "url": filters.url,
-            "requester_id": filters.requester_id,
-            "since": filters.since,
-            "until": filters.until,
-        }
-        for name, value in wanted.items():
-            if value is not None:
-                clauses.append(q.LIST_RESULTS_FILTERS[name].format(arg(value)))
-        if cursor is not None:
-            created_at, row_id = decode_cursor(cursor)
-            clauses.append(q.LIST_RESULTS_FILTERS["cursor"].format(arg(created_at), arg(row_id)))
-        sql = q.LIST_RUNS + " AND ".join(clauses) + q.LIST_RESULTS_ORDER.format(arg(limit + 1))
-        rows = await self._fetch("list runs", sql, *args)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        last = rows[-1] if more else None
-        return RunPage(
-            tuple(run_from_row(row, self._cipher) for row in rows),
-            encode_cursor(last["created_at"], last["id"]) if last is not None else None,
+        rows, next_cursor = await self._listing(
+            q.LIST_RUNS, "list runs", tenant, filters, cursor, limit
         )
+        return RunPage(tuple(run_from_row(row, self._cipher) for row in rows), next_cursor)
 
     async def record_progress(
         self, tenant: str, workflow_id: str, progress: Progress, *, now: float

@@ -47,10 +47,10 @@ from service.store.base import (
     check_destination_alive,
     check_key_ids,
     check_same_body,
-    decode_cursor,
     destination_from_row,
     destination_token,
-    encode_cursor,
+    listing_filters,
+    page_of,
     progress_json,
     record_from_row,
     redelivery_target,
@@ -182,38 +182,11 @@ class SQLiteStore(Store):
     async def list_results(
         self, tenant: str, filters: ResultFilter, *, limit: int, cursor: str | None
     ) -> Page:
-        where, params = ["tenant = ?"], [tenant]
-        if filters.status is not None:
-            where.append("status = ?")
-            params.append(filters.status.value)
-        if filters.url is not None:
-            where.append("url = ?")
-            params.append(filters.url)
-        if filters.requester_id is not None:
-            where.append("requester_user_id = ?")
-            params.append(filters.requester_id)
-        if filters.since is not None:
-            where.append("created_at >= ?")
-            params.append(filters.since)  # type: ignore[arg-type]
-        if filters.until is not None:
-            where.append("created_at < ?")
-            params.append(filters.until)  # type: ignore[arg-type]
-        if cursor is not None:
-            created_at, row_id = decode_cursor(cursor)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params.extend([created_at, created_at, row_id])  # type: ignore[list-item]
-        sql = (
-            f"SELECT * FROM results WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?"
-        )
+        sql, params = _listing("SELECT * FROM results", "", tenant, filters, cursor, limit)
 
         def read(conn: sqlite3.Connection) -> Page:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            items = tuple(_record(conn, row, self._cipher) for row in rows)
-            last = rows[-1] if more else None
-            return Page(items, encode_cursor(last["created_at"], last["id"]) if last else None)
+            rows, next_cursor = page_of(conn.execute(sql, params).fetchall(), limit)
+            return Page(tuple(_record(conn, row, self._cipher) for row in rows), next_cursor)
 
         return await self._read(read)
 
@@ -618,38 +591,11 @@ class SQLiteStore(Store):
     async def list_runs(
         self, tenant: str, filters: RunFilter, *, limit: int, cursor: str | None
     ) -> RunPage:
-        where, params = ["r.tenant = ?"], [tenant]
-        if filters.status is not None:
-            where.append("r.status = ?")
-            params.append(filters.status.value)
-        if filters.url is not None:
-            where.append("r.url = ?")
-            params.append(filters.url)
-        if filters.requester_id is not None:
-            where.append("r.requester_user_id = ?")
-            params.append(filters.requester_id)
-        if filters.since is not None:
-            where.append("r.created_at >= ?")
-            params.append(filters.since)  # type: ignore[arg-type]
-        if filters.until is not None:
-            where.append("r.created_at < ?")
-            params.append(filters.until)  # type: ignore[arg-type]
-        if cursor is not None:
-            created_at, row_id = decode_cursor(cursor)
-            where.append("(r.created_at < ? OR (r.created_at = ? AND r.id < ?))")
-            params.extend([created_at, created_at, row_id])  # type: ignore[list-item]
-        sql = (
-            f"{_RUN_SELECT} WHERE {' AND '.join(where)} "
-            "ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
-        )
+        sql, params = _listing(_RUN_SELECT, "r.", tenant, filters, cursor, limit)
 
         def read(conn: sqlite3.Connection) -> RunPage:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            items = tuple(run_from_row(row, self._cipher) for row in rows)
-            last = rows[-1] if more else None
-            return RunPage(items, encode_cursor(last["created_at"], last["id"]) if last else None)
+            rows, next_cursor = page_of(conn.execute(sql, params).fetchall(), limit)
+            return RunPage(tuple(run_from_row(row, self._cipher) for row in rows), next_cursor)
 
         return await self._read(read)
 
@@ -896,6 +842,37 @@ def _reseal_batch(
     match = " AND ".join(f"{key} = ?" for key in column.keys)
     update = f"UPDATE {column.table} SET {column.column} = ? WHERE {match} AND {column.column} = ?"
     return len(rows), sum(conn.execute(update, c).rowcount for c in resealed(cipher, column, rows))
+
+
+# A listing's column tests, ``{c}`` the table's alias; ``?`` for each value.
+_LISTING_TESTS = {
+    "tenant": "{c}tenant = ?",
+    "status": "{c}status = ?",
+    "url": "{c}url = ?",
+    "requester_id": "{c}requester_user_id = ?",
+    "since": "{c}created_at >= ?",
+    "until": "{c}created_at < ?",
+    "cursor": "({c}created_at < ? OR ({c}created_at = ? AND {c}id < ?))",
+}
+
+
+def _listing(
+    select: str,
+    alias: str,
+    tenant: str,
+    filters: ResultFilter | RunFilter,
+    cursor: str | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """``select`` narrowed to a listing's filters, newest first, one row past ``limit``."""
+    where: list[str] = []
+    params: list[Any] = []
+    for name, values in listing_filters(tenant, filters, cursor):
+        where.append(_LISTING_TESTS[name].format(c=alias))
+        # the cursor's time is compared twice: "earlier, or as early with a smaller id"
+        params.extend((values[0], *values) if name == "cursor" else values)
+    order = f"ORDER BY {alias}created_at DESC, {alias}id DESC LIMIT ?"
+    return f"{select} WHERE {' AND '.join(where)} {order}", [*params, limit + 1]
 
 
 def _sealed_key_ids(conn: sqlite3.Connection) -> set[str]:
