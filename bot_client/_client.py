@@ -7,12 +7,12 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -367,9 +367,8 @@ class RelayClient:
         page_size: int = 50,
     ) -> AsyncIterator[ResultSummary]:
         """Every matching result, newest first, fetching pages as the caller iterates."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_page(
+        async for item in _every(
+            lambda cursor: self.list_page(
                 status=status,
                 url=url,
                 requester_id=requester_id,
@@ -378,11 +377,8 @@ class RelayClient:
                 limit=page_size,
                 cursor=cursor,
             )
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        ):
+            yield item
 
     async def list_attempts(self, workflow_id: str) -> list[Attempt]:
         response = await self._request("GET", f"/v1/results/{_segment(workflow_id)}/attempts")
@@ -503,9 +499,8 @@ class RelayClient:
         page_size: int = 50,
     ) -> AsyncIterator[Run]:
         """Every matching run, newest first, fetching pages as the caller iterates."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_run_page(
+        async for item in _every(
+            lambda cursor: self.list_run_page(
                 status=status,
                 url=url,
                 requester_id=requester_id,
@@ -514,11 +509,8 @@ class RelayClient:
                 limit=page_size,
                 cursor=cursor,
             )
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        ):
+            yield item
 
     # -- destinations -------------------------------------------------------------------------
 
@@ -723,3 +715,27 @@ def _body_secrets(body: Mapping[str, Any]) -> list[str]:
     if isinstance(interaction, Mapping) and isinstance(interaction.get("token"), str):
         found.append(interaction["token"])
     return found
+
+
+_Item = TypeVar("_Item", covariant=True)
+
+
+class _Page(Protocol[_Item]):
+    @property
+    def items(self) -> Sequence[_Item]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+async def _every(fetch: Callable[[str | None], Awaitable[_Page[_Item]]]) -> AsyncIterator[_Item]:
+    """Every item of a paged listing, fetching the next page (by its cursor) as the caller
+    iterates."""
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        for item in page.items:
+            yield item
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
