@@ -568,26 +568,70 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         ) from exc
 
 
+def _party_columns(
+    cipher: TokenCipher,
+    destination: Destination | None,
+    interaction: Interaction | None,
+    requester: Requester | None,
+    *,
+    webhook: SealedColumn,
+    token: SealedColumn,
+) -> dict[str, Any]:
+    """The columns results and runs share: where to deliver, the interaction and who asked,
+    tokens sealed for their own table's columns."""
+    dest, inter, req = destination, interaction, requester
+    return {
+        "destination_name": dest.name if dest else None,
+        "webhook_id": dest.webhook_id if dest else None,
+        "webhook_token": _seal(cipher, webhook, dest.webhook_token if dest else None),
+        "thread_id": dest.thread_id if dest else None,
+        "application_id": inter.application_id if inter else None,
+        "interaction_id": inter.interaction_id if inter else None,
+        "interaction_token": _seal(cipher, token, inter.token if inter else None),
+        "requester_user_id": req.user_id if req else None,
+        "requester_guild_id": req.guild_id if req else None,
+        "requester_channel_id": req.channel_id if req else None,
+    }
+
+
+def _destination_of(row: Row, cipher: TokenCipher, column: SealedColumn) -> Destination | None:
+    if row["webhook_id"] is None:
+        return None
+    return Destination(
+        webhook_id=row["webhook_id"],
+        webhook_token=cipher.decrypt(row["webhook_token"], column=column.name),
+        thread_id=row["thread_id"],
+        name=row["destination_name"],
+    )
+
+
+def _interaction_of(row: Row, cipher: TokenCipher, column: SealedColumn) -> Interaction | None:
+    if row["interaction_id"] is None:
+        return None
+    return Interaction(
+        application_id=row["application_id"],
+        interaction_id=row["interaction_id"],
+        token=cipher.decrypt(row["interaction_token"], column=column.name),
+    )
+
+
+def _requester_of(row: Row) -> Requester | None:
+    if all(row[c] is None for c in _REQUESTER_COLUMNS):
+        return None
+    return Requester(
+        user_id=row["requester_user_id"],
+        guild_id=row["requester_guild_id"],
+        channel_id=row["requester_channel_id"],
+    )
+
+
 def record_from_row(
     row: Row, messages: Sequence[Row], cipher: TokenCipher, *, attempts_made: int = 0
 ) -> ResultRecord:
     """Build a record from a ``results`` row (column names as in the migrations) and the
     number of attempts in its history."""
-    destination = None
-    if row["webhook_id"] is not None:
-        destination = Destination(
-            webhook_id=row["webhook_id"],
-            webhook_token=cipher.decrypt(row["webhook_token"], column=RESULT_WEBHOOK_TOKEN.name),
-            thread_id=row["thread_id"],
-            name=row["destination_name"],
-        )
-    interaction = None
-    if row["interaction_id"] is not None:
-        interaction = Interaction(
-            application_id=row["application_id"],
-            interaction_id=row["interaction_id"],
-            token=cipher.decrypt(row["interaction_token"], column=RESULT_INTERACTION_TOKEN.name),
-        )
+    destination = _destination_of(row, cipher, RESULT_WEBHOOK_TOKEN)
+    interaction = _interaction_of(row, cipher, RESULT_INTERACTION_TOKEN)
     in_flight = None
     if row["in_flight_part"] is not None:
         in_flight = InFlight(
@@ -595,13 +639,7 @@ def record_from_row(
             route=Route(row["in_flight_route"]),
             since=row["in_flight_at"],
         )
-    requester = None
-    if any(row[c] is not None for c in _REQUESTER_COLUMNS):
-        requester = Requester(
-            user_id=row["requester_user_id"],
-            guild_id=row["requester_guild_id"],
-            channel_id=row["requester_channel_id"],
-        )
+    requester = _requester_of(row)
     return ResultRecord(
         tenant=row["tenant"],
         workflow_id=row["workflow_id"],
@@ -682,19 +720,10 @@ def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
         "url": new.url,
         "depth": new.depth,
         "message": storable_json(new.message) if new.message is not None else None,
-        "destination_name": dest.name if dest else None,
-        "webhook_id": dest.webhook_id if dest else None,
-        "webhook_token": _seal(cipher, RESULT_WEBHOOK_TOKEN, dest.webhook_token if dest else None),
-        "webhook_token_hash": token_hash(dest.webhook_token) if dest else None,
-        "thread_id": dest.thread_id if dest else None,
-        "application_id": inter.application_id if inter else None,
-        "interaction_id": inter.interaction_id if inter else None,
-        "interaction_token": _seal(
-            cipher, RESULT_INTERACTION_TOKEN, inter.token if inter else None
+        **_party_columns(
+            cipher, dest, inter, req, webhook=RESULT_WEBHOOK_TOKEN, token=RESULT_INTERACTION_TOKEN
         ),
-        "requester_user_id": req.user_id if req else None,
-        "requester_guild_id": req.guild_id if req else None,
-        "requester_channel_id": req.channel_id if req else None,
+        "webhook_token_hash": token_hash(dest.webhook_token) if dest else None,
         "lane": new.lane,
         "error_stage": new.error[0] if new.error else None,
         "error_message": new.error[1] if new.error else None,
@@ -746,16 +775,9 @@ def run_columns(new: NewRun, cipher: TokenCipher) -> dict[str, Any]:
         "title": new.title,
         "url": new.url,
         "depth": new.depth,
-        "destination_name": dest.name if dest else None,
-        "webhook_id": dest.webhook_id if dest else None,
-        "webhook_token": _seal(cipher, RUN_WEBHOOK_TOKEN, dest.webhook_token if dest else None),
-        "thread_id": dest.thread_id if dest else None,
-        "application_id": inter.application_id if inter else None,
-        "interaction_id": inter.interaction_id if inter else None,
-        "interaction_token": _seal(cipher, RUN_INTERACTION_TOKEN, inter.token if inter else None),
-        "requester_user_id": req.user_id if req else None,
-        "requester_guild_id": req.guild_id if req else None,
-        "requester_channel_id": req.channel_id if req else None,
+        **_party_columns(
+            cipher, dest, inter, req, webhook=RUN_WEBHOOK_TOKEN, token=RUN_INTERACTION_TOKEN
+        ),
         "timeout_seconds": new.timeout_seconds,
         "handoff_at": new.handoff_at,
     }
@@ -775,28 +797,9 @@ def progress_json(progress: Progress) -> str:
 def run_from_row(row: Row, cipher: TokenCipher) -> RunRecord:
     """A ``runs`` row, with ``result_status`` (the status of the result of the same workflow
     id, or NULL) joined in."""
-    destination = None
-    if row["webhook_id"] is not None:
-        destination = Destination(
-            webhook_id=row["webhook_id"],
-            webhook_token=cipher.decrypt(row["webhook_token"], column=RUN_WEBHOOK_TOKEN.name),
-            thread_id=row["thread_id"],
-            name=row["destination_name"],
-        )
-    interaction = None
-    if row["interaction_id"] is not None:
-        interaction = Interaction(
-            application_id=row["application_id"],
-            interaction_id=row["interaction_id"],
-            token=cipher.decrypt(row["interaction_token"], column=RUN_INTERACTION_TOKEN.name),
-        )
-    requester = None
-    if any(row[c] is not None for c in _REQUESTER_COLUMNS):
-        requester = Requester(
-            user_id=row["requester_user_id"],
-            guild_id=row["requester_guild_id"],
-            channel_id=row["requester_channel_id"],
-        )
+    destination = _destination_of(row, cipher, RUN_WEBHOOK_TOKEN)
+    interaction = _interaction_of(row, cipher, RUN_INTERACTION_TOKEN)
+    requester = _requester_of(row)
     progress = None
     if row["progress"] is not None:
         fields = _json(row["progress"])
