@@ -35,13 +35,13 @@ class PriorityLock:
 
     @contextlib.asynccontextmanager
     async def hold(self, priority: Priority) -> AsyncIterator[None]:
-        await self._acquire(priority)
+        await self.acquire(priority)
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
-    async def _acquire(self, priority: Priority) -> None:
+    async def acquire(self, priority: Priority) -> None:
         if not self._held:
             self._held = True
             return
@@ -51,10 +51,10 @@ class PriorityLock:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._release()  # handed the lock in the same moment: pass it on
+                self.release()  # handed the lock in the same moment: pass it on
             raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
         # Handed over directly, never left free in between: a newcomer cannot jump the queue.
         while self._waiters:
             _, _, waiter = heapq.heappop(self._waiters)

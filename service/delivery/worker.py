@@ -77,6 +77,9 @@ _KNOWN_BUCKETS = 10_000  # rate-limit state kept for lanes not currently worked
 _FLEET_SECONDS = 0.5  # how often a replica says it is alive and reads the fleet-wide pause
 _FLEET_TTL = 3 * _FLEET_SECONDS  # a replica silent this long is gone: its lanes are free
 _BUDGET_BURST = 3.0  # requests the global budget lets out at once
+# Progress edits leave the last request of each bucket window to results: a result that arrives
+# while edits fill a webhook's limit goes at once instead of after the window (up to 2 s).
+_KEPT_FOR_RESULTS = 1
 _STORE_RETRY_FIRST, _STORE_RETRY_CAP = 0.05, 5.0  # backoff while the store refuses a write
 
 
@@ -644,36 +647,56 @@ class Worker:
         """One request's turn on ``key``'s bucket, for a lane or a run: held until the answer
         was observed, so that the next request on the bucket knows what it said. Raises
         ``_Stopped`` when the worker stops meanwhile or lost the fleet."""
-        lock = self._turn_locks.setdefault(key, PriorityLock())
-        async with lock.hold(priority):
-            bucket = self._bucket(key)
-            await self._wait_turn(bucket, counts_globally=counts_globally, priority=priority)
+        lock, bucket = await self._wait_turn(
+            key, counts_globally=counts_globally, priority=priority
+        )
+        try:
             if self._fleet_lost():
                 raise _Stopped  # another replica may be working this lane or run by now
             yield bucket
+        finally:
+            lock.release()
 
     def observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
         """For the run engine: learn from an answer as a lane does."""
         self._observe(bucket, outcome)
 
     async def _wait_turn(
-        self, bucket: Bucket, *, counts_globally: bool, priority: Priority
-    ) -> None:
-        """Wait for the lane's bucket, a global pause and the invalid-request brake, and for a
-        token of the process-wide budget (interaction follow-ups do not count toward it). The
-        checks run again after every sleep: a pause may have begun meanwhile."""
+        self, key: str, *, counts_globally: bool, priority: Priority
+    ) -> tuple[PriorityLock, Bucket]:
+        """Take ``key``'s turn once its bucket, a global pause and the invalid-request brake
+        allow, with a token of the process-wide budget (interaction follow-ups do not count
+        toward it); returns the turn, held, and the bucket.
+
+        The turn is let go during every sleep and queued for again after it: a progress edit
+        waiting for its bucket's window must not keep a result from the request the window
+        still has for it. The checks run again after every sleep: a pause may have begun."""
+        keep = _KEPT_FOR_RESULTS if priority is Priority.PROGRESS else 0
         has_token = not counts_globally
         while True:
-            now = self._monotonic()
-            wait = max(bucket.delay(now), self._budget.paused_until - now, self._invalid.delay(now))
-            if wait <= 0 and not has_token:
-                await self._take_budget(priority)
-                has_token = True
-                continue
-            if wait <= 0:
-                break
+            lock = self._turn_locks.setdefault(key, PriorityLock())
+            await lock.acquire(priority)
+            try:
+                while True:
+                    bucket = self._bucket(key)
+                    now = self._monotonic()
+                    wait = max(
+                        bucket.delay(now, keep=keep),
+                        self._budget.paused_until - now,
+                        self._invalid.delay(now),
+                    )
+                    if wait > 0 or has_token:
+                        break
+                    await self._take_budget(priority)
+                    has_token = True
+                if wait <= 0:
+                    bucket.spend(self._monotonic())
+                    return lock, bucket
+            except BaseException:
+                lock.release()
+                raise
+            lock.release()
             await self._sleep(wait)
-        bucket.spend(self._monotonic())
 
     async def _take_budget(self, priority: Priority) -> None:
         """One token of the global budget, first come first served within a priority (results

@@ -80,10 +80,11 @@ class Bucket:
     resets_at: float = 0.0
     blocked_until: float = 0.0
 
-    def delay(self, now: float) -> float:
-        """Seconds to wait before the next request may go."""
+    def delay(self, now: float, *, keep: int = 0) -> float:
+        """Seconds to wait before the next request may go, leaving ``keep`` requests of the
+        current window to others (a progress edit leaves the last one to a result)."""
         wait = self.blocked_until - now
-        if self.remaining is not None and self.remaining <= 0:
+        if self.remaining is not None and self.remaining <= keep:
             wait = max(wait, self.resets_at + SAFETY_MARGIN - now)
         return max(wait, 0.0)
 

@@ -3,6 +3,7 @@ what the store holds, with a hand-moved clock and ``worker.drain()``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,8 +15,8 @@ from service.api.deps import Services
 from service.delivery.runs import RunEngine
 from service.delivery.turns import Priority
 from service.delivery.worker import Worker
-from service.discord.outcome import SendOutcome
-from service.discord.ratelimit import Bucket
+from service.discord.outcome import Disposition, SendOutcome
+from service.discord.ratelimit import Bucket, RateLimitInfo
 from service.testing import DiscordEmulator
 from tests.conftest import Clock
 from tests.integration.test_delivery import assert_discord_saw_no_misbehaviour
@@ -428,6 +429,30 @@ async def test_results_and_progress_edits_share_the_webhooks_bucket_without_a_42
     assert len(emulator.edits(progress_message.id)) == 3
     assert sum(emulator.counters.rate_limited.values()) == 0
     assert_discord_saw_no_misbehaviour(emulator)
+
+
+async def test_a_progress_edit_waiting_for_its_window_leaves_the_last_request_to_a_result(
+    worker: Worker,
+) -> None:
+    # given a webhook bucket whose last answer left one request in a window of 0.3 s
+    async with worker.turn("lane-a", counts_globally=False) as bucket:
+        answer = RateLimitInfo(remaining=1, reset_after=0.3)
+        worker.observe(bucket, SendOutcome(Disposition.DELIVERED, 1.0, 200, rate_limit=answer))
+    order: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        async with worker.turn("lane-a", counts_globally=False, priority=priority):
+            order.append(name)
+
+    # when a progress edit asks for a turn, and a result a moment later
+    edit = asyncio.create_task(take("edit", Priority.PROGRESS))
+    await asyncio.sleep(0.05)
+    assert order == []  # the edit leaves the window's last request alone
+    await take("result", Priority.RESULT)
+    # then the result went at once, and the edit after the window
+    assert order == ["result"]
+    await edit
+    assert order == ["result", "edit"]
 
 
 async def test_a_refused_interaction_token_hands_off_at_once(

@@ -93,6 +93,15 @@ def test_bucket_counts_requests_still_in_flight() -> None:
     assert bucket.delay(0.1) > 0  # the last slot is taken before its answer arrives
 
 
+def test_a_bucket_can_keep_its_last_request_for_someone_else() -> None:
+    bucket = Bucket()
+    bucket.observe(RateLimitInfo(remaining=1, reset_after=2.0), 0.0)
+    assert bucket.delay(0.5) == 0  # a result takes the last request of the window
+    assert bucket.delay(0.5, keep=1) == pytest.approx(2.0 + SAFETY_MARGIN - 0.5)  # an edit waits
+    bucket.observe(RateLimitInfo(remaining=2, reset_after=2.0), 0.0)
+    assert bucket.delay(0.5, keep=1) == 0
+
+
 def test_a_429_blocks_the_lane_for_retry_after() -> None:
     bucket = Bucket()
     bucket.observe(RateLimitInfo(retry_after=3.0, scope="shared"), 10.0)
