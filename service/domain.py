@@ -165,6 +165,29 @@ class ResultFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptCount:
+    """How many attempts of one outcome fell in one time slot (see :class:`TenantOverview`)."""
+
+    slot: int
+    outcome: AttemptOutcome
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantOverview:
+    """A tenant's results at a glance, and the fleet they are delivered by.
+
+    ``attempts`` covers ``[since, now)`` in slots of equal length, slot 0 starting at ``since``.
+    """
+
+    counts: dict[Status, int]
+    oldest_pending_at: float | None
+    attempts: tuple[AttemptCount, ...]
+    replicas: int  # replicas heartbeating now, fleet-wide
+    paused_until: float  # the fleet-wide pause; in the past (or 0.0) when there is none
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: tuple[ResultRecord, ...]
     next_cursor: str | None

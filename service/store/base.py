@@ -26,6 +26,7 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    AttemptCount,
     AttemptOutcome,
     DeliveredMessage,
     Destination,
@@ -46,6 +47,7 @@ from service.domain import (
     RunStatus,
     RunStep,
     Status,
+    TenantOverview,
 )
 from service.errors import Conflict, InvalidRequest
 from service.jsonpieces import storable_json
@@ -181,6 +183,14 @@ class Store(ABC):
     async def purge(self, *, before: float) -> int:
         """Remove delivered and orphaned results created before ``before``, never pending ones,
         and the settled runs (finished, failed, abandoned) created before then with them."""
+
+    @abstractmethod
+    async def overview(
+        self, tenant: str, *, since: float, slot_seconds: float, now: float
+    ) -> TenantOverview:
+        """The tenant's results counted by status with the oldest pending one's creation time,
+        its attempts from ``since`` to ``now`` counted by slot and outcome, and the fleet's
+        live replicas and pause."""
 
     # -- destinations -------------------------------------------------------------------------
     @abstractmethod
@@ -867,3 +877,29 @@ def run_step_params(step: RunStep, *, owner: str, now: float) -> dict[str, Any]:
         "failures": step.failures,
         "due_at": step.due_at,
     }
+
+
+def overview_from_rows(
+    statuses: Iterable[Row], attempts: Iterable[Row], replicas: int, paused_until: float
+) -> TenantOverview:
+    """Both backends' overview queries as one value: ``statuses`` rows have ``status``, ``n``
+    and ``oldest`` (the oldest pending creation time), ``attempts`` rows ``slot``, ``outcome``
+    and ``n``."""
+    counts = dict.fromkeys(Status, 0)
+    oldest: float | None = None
+    for row in statuses:
+        counts[Status(row["status"])] = int(row["n"])
+        if row["oldest"] is not None:
+            oldest = float(row["oldest"])
+    return TenantOverview(
+        counts=counts,
+        oldest_pending_at=oldest,
+        attempts=tuple(
+            AttemptCount(
+                slot=int(row["slot"]), outcome=AttemptOutcome(row["outcome"]), count=int(row["n"])
+            )
+            for row in attempts
+        ),
+        replicas=replicas,
+        paused_until=paused_until,
+    )

@@ -40,6 +40,7 @@ from service.domain import (
     RunStart,
     RunStep,
     Status,
+    TenantOverview,
 )
 from service.errors import InvalidRequest, ResultGone, StoreError
 from service.store import postgres_queries as q
@@ -59,6 +60,7 @@ from service.store.base import (
     destination_from_row,
     destination_token,
     listing_filters,
+    overview_from_rows,
     page_of,
     progress_json,
     record_from_row,
@@ -557,6 +559,16 @@ class PostgresStore(Store):
         row = await self._fetchrow("count pending results", q.COUNT_PENDING)
         oldest = row[1]
         return int(row[0]), float(oldest) if oldest is not None else None
+
+    async def overview(
+        self, tenant: str, *, since: float, slot_seconds: float, now: float
+    ) -> TenantOverview:
+        async with self._connection("read the overview") as conn:
+            statuses = await conn.fetch(q.OVERVIEW_STATUSES, tenant)
+            attempts = await conn.fetch(q.OVERVIEW_ATTEMPTS, tenant, since, slot_seconds, now)
+            replicas = await conn.fetchval(q.LIVE_REPLICAS, now)
+            paused = await conn.fetchval(q.PAUSED_UNTIL)
+        return overview_from_rows(statuses, attempts, int(replicas), float(paused))
 
     # -- runs ---------------------------------------------------------------------------------
     async def start_run(self, new: NewRun, *, now: float) -> RunStart:

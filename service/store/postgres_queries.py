@@ -348,6 +348,21 @@ DEAD_REASON: Final = "SELECT reason FROM dead_webhooks WHERE webhook_id = $1 AND
 
 COUNT_PENDING: Final = "SELECT count(*), min(created_at) FROM results WHERE status = 'pending'"
 
+# $1 tenant.
+OVERVIEW_STATUSES: Final = """
+SELECT status, count(*) AS n, min(created_at) FILTER (WHERE status = 'pending') AS oldest
+FROM results WHERE tenant = $1 GROUP BY status
+"""
+# $1 tenant, $2 since, $3 slot length, $4 now. Attempts by time first (attempts_at).
+OVERVIEW_ATTEMPTS: Final = """
+SELECT floor((a.at - $2) / $3)::int AS slot, a.outcome AS outcome, count(*) AS n
+FROM attempts a JOIN results r ON r.id = a.result_id
+WHERE a.at >= $2 AND a.at < $4 AND r.tenant = $1
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+# $1 now.
+LIVE_REPLICAS: Final = "SELECT count(*) FROM replicas WHERE alive_until > $1"
+
 # -- the fleet ------------------------------------------------------------------------------------
 # $1 owner, $2 now, $3 ttl. Expired replicas are deleted with SKIP LOCKED so that replicas
 # cleaning up at once never wait for (or deadlock on) each other.

@@ -32,6 +32,7 @@ from service.domain import (
     RunStart,
     RunStep,
     Status,
+    TenantOverview,
 )
 from service.errors import ResultGone
 from service.store.base import (
@@ -50,6 +51,7 @@ from service.store.base import (
     destination_from_row,
     destination_token,
     listing_filters,
+    overview_from_rows,
     page_of,
     progress_json,
     record_from_row,
@@ -553,6 +555,23 @@ class SQLiteStore(Store):
 
         return await self._read(read)
 
+    async def overview(
+        self, tenant: str, *, since: float, slot_seconds: float, now: float
+    ) -> TenantOverview:
+        def read(conn: sqlite3.Connection) -> TenantOverview:
+            statuses = conn.execute(_OVERVIEW_STATUSES, (tenant,)).fetchall()
+            attempts = conn.execute(
+                _OVERVIEW_ATTEMPTS,
+                {"tenant": tenant, "since": since, "slot": slot_seconds, "now": now},
+            ).fetchall()
+            replicas = conn.execute(
+                "SELECT COUNT(*) FROM replicas WHERE alive_until > ?", (now,)
+            ).fetchone()
+            paused = conn.execute("SELECT paused_until FROM fleet WHERE id = 1").fetchone()
+            return overview_from_rows(statuses, attempts, int(replicas[0]), float(paused[0]))
+
+        return await self._read(read)
+
     # -- runs ---------------------------------------------------------------------------------
     async def start_run(self, new: NewRun, *, now: float) -> RunStart:
         def write(conn: sqlite3.Connection) -> RunStart:
@@ -741,6 +760,18 @@ class SQLiteStore(Store):
         # The file is on this machine: its clock is this process's, nothing to correct.
         return None
 
+
+_OVERVIEW_STATUSES = (
+    "SELECT status, COUNT(*) AS n, MIN(CASE WHEN status = 'pending' THEN created_at END) "
+    "AS oldest FROM results WHERE tenant = ? GROUP BY status"
+)
+# Attempts by time first (attempts_at), then kept only for the tenant's results.
+_OVERVIEW_ATTEMPTS = (
+    "SELECT CAST((a.at - :since) / :slot AS INTEGER) AS slot, a.outcome AS outcome, "
+    "COUNT(*) AS n FROM attempts a JOIN results r ON r.id = a.result_id "
+    "WHERE a.at >= :since AND a.at < :now AND r.tenant = :tenant "
+    "GROUP BY 1, 2 ORDER BY 1, 2"
+)
 
 _RUN_SELECT = (
     "SELECT r.*, (SELECT s.status FROM results s WHERE s.tenant = r.tenant "

@@ -834,3 +834,37 @@ async def test_purge_removes_old_settled_runs_only(store: Store) -> None:
     await store.purge(before=T0 + 50)
     page = await store.list_runs("acme", RunFilter(), limit=10, cursor=None)
     assert sorted(r.workflow_id for r in page.items) == ["run-new-done", "run-old-live"]
+
+
+async def test_the_overview_counts_one_tenants_results_and_attempts_by_slot(store: Store) -> None:
+    # given acme's results in each status, with attempts before and within the last hour, and
+    # another tenant's result with an attempt in the same hour
+    await store.accept(new("old-pending"), now=T0)
+    await store.accept(new("new-pending"), now=T0 + 100)
+    await store.accept(new("delivered"), now=T0)
+    await deliver(store, "delivered", now=T0 + 3590)
+    await store.accept(new("orphaned"), now=T0)
+    await store.record_attempt("acme", "orphaned", attempt(T0 - 10))  # before the window
+    await store.record_attempt("acme", "orphaned", attempt(T0 + 30, "refused"))
+    await store.record_attempt("acme", "orphaned", attempt(T0 + 40, "refused"))
+    await store.orphan("acme", "orphaned", reason="refused", now=T0 + 40)
+    await store.accept(replace(new("theirs"), tenant="other"), now=T0)
+    await store.record_attempt("other", "theirs", attempt(T0 + 50, "refused"))
+    await store.heartbeat("replica-a", now=T0 + 3000, ttl=1000)
+    await store.pause_all(until=T0 + 4000)
+
+    # when acme's overview of the hour from T0 is read, in minutes
+    seen = await store.overview("acme", since=T0, slot_seconds=60, now=T0 + 3600)
+
+    # then only acme's results count, and its attempts fall in their minutes
+    assert seen.counts == {Status.PENDING: 2, Status.DELIVERED: 1, Status.ORPHANED: 1}
+    assert seen.oldest_pending_at == T0
+    assert [(a.slot, a.outcome, a.count) for a in seen.attempts] == [
+        (0, AttemptOutcome.REFUSED, 2),
+        (59, AttemptOutcome.DELIVERED, 1),
+    ]
+    assert (seen.replicas, seen.paused_until) == (1, T0 + 4000)
+    # and a tenant without results sees zeros
+    empty = await store.overview("nobody", since=T0, slot_seconds=60, now=T0 + 3600)
+    assert empty.counts == dict.fromkeys(Status, 0)
+    assert (empty.oldest_pending_at, empty.attempts) == (None, ())
