@@ -26,6 +26,7 @@ from service.middleware import (
 )
 from service.services import build_services
 from service.store import Store
+from service.ui import install_ui
 
 DESCRIPTION = """\
 result-relay takes finished results from a Discord bot, stores them durably, and delivers them
@@ -84,6 +85,7 @@ def create_app(
     app.include_router(destinations.router)
     app.include_router(health.router)
     install_error_handlers(app)
+    install_ui(app, settings)
     Instrumentator(registry=services.metrics.registry, excluded_handlers=["/metrics"]).instrument(
         app
     ).expose(

@@ -177,7 +177,8 @@ class AttemptCount:
 class TenantOverview:
     """A tenant's results at a glance, and the fleet they are delivered by.
 
-    ``attempts`` covers ``[since, now)`` in slots of equal length, slot 0 starting at ``since``.
+    ``attempts`` covers ``since`` to ``now`` (both included) in slots of equal length, slot 0
+    starting at ``since``.
     """
 
     counts: dict[Status, int]

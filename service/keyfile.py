@@ -20,14 +20,20 @@ _DEFAULT_FOLDER = Path("data")
 
 
 def cipher_from_settings(settings: Settings) -> TokenCipher:
+    current, previous = secret_keys(settings)
+    return TokenCipher(current, previous)
+
+
+def secret_keys(settings: Settings) -> tuple[bytes, list[bytes]]:
+    """The current secret key and the previous ones still accepted during a rotation."""
     previous = (
         [decode_key(settings.secret_key_previous.get_secret_value())]
         if settings.secret_key_previous is not None
         else []
     )
     if settings.secret_key is not None:
-        return TokenCipher(decode_key(settings.secret_key.get_secret_value()), previous)
-    return TokenCipher(development_key(dev_key_path(settings.database_url)), previous)
+        return decode_key(settings.secret_key.get_secret_value()), previous
+    return development_key(dev_key_path(settings.database_url)), previous
 
 
 def dev_key_path(database_url: str) -> Path:

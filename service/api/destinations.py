@@ -9,14 +9,13 @@ from fastapi import APIRouter, Path, Request, Response, status
 from service.api.body import json_body, parsed_body
 from service.api.deps import CallerDep
 from service.api.errors import UNAUTHORIZED, body_refusals, documented
-from service.api.intake import check_webhook
+from service.api.intake import register_destination
 from service.api.schemas import (
     DESTINATION_NAME_PATTERN,
     DestinationCreate,
     DestinationPublic,
     DestinationsPublic,
 )
-from service.discord.webhook_url import parse_webhook_url
 from service.domain import Destination
 from service.errors import NotFound
 
@@ -52,14 +51,9 @@ async def put_destination(
 ) -> DestinationPublic:
     """Checks the webhook with Discord's Get Webhook (nothing is posted), then keeps it."""
     body = await parsed_body(request, DestinationCreate)
-    ref = parse_webhook_url(body.webhook_url)
-    await check_webhook(caller.services.sender, ref.webhook_id, ref.token)
-    # Discord takes the token: if it was marked dead, it works again (for this token only).
-    await caller.store.revive_webhook(ref.webhook_id, ref.token)
-    destination = Destination(
-        webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=body.thread_id, name=name
+    destination, created = await register_destination(
+        caller.store, caller.services.sender, caller.tenant, name, body, now=caller.now()
     )
-    created = await caller.store.put_destination(caller.tenant, destination, now=caller.now())
     if not created:
         response.status_code = status.HTTP_200_OK
     return _public(destination)

@@ -7,6 +7,7 @@ import hashlib
 from fastapi.exceptions import RequestValidationError
 
 from service.api.schemas import (
+    DestinationCreate,
     DestinationIn,
     InteractionIn,
     RequesterIn,
@@ -25,6 +26,7 @@ from service.domain import (
     NewResult,
     NewRun,
     Requester,
+    ResultRecord,
     RunStart,
     RunStatus,
 )
@@ -215,6 +217,13 @@ async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
         raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
 
 
+async def confirm_webhook(store: Store, sender: Sender, webhook_id: str, token: str) -> None:
+    """Check the webhook with Discord (:func:`check_webhook`); when Discord takes the token, a
+    webhook marked dead for it works again (for this token only)."""
+    await check_webhook(sender, webhook_id, token)
+    await store.revive_webhook(webhook_id, token)
+
+
 async def revive_if_working(store: Store, sender: Sender, destination: Destination) -> None:
     """A webhook marked dead for this token comes back when Discord accepts the token again
     (a redeliver after the owner fixed it); when it still refuses, the webhook stays dead."""
@@ -223,3 +232,44 @@ async def revive_if_working(store: Store, sender: Sender, destination: Destinati
     check = await sender.get_webhook(destination.webhook_id, destination.webhook_token)
     if check.disposition is Disposition.DELIVERED:
         await store.revive_webhook(destination.webhook_id, destination.webhook_token)
+
+
+async def redeliver(
+    store: Store,
+    sender: Sender,
+    tenant: str,
+    workflow_id: str,
+    wanted: DestinationIn | None,
+    *,
+    now: float,
+) -> ResultRecord | None:
+    """Deliver a result again, to ``wanted`` or its own destination (the API's redeliver and
+    the dashboard's); ``None`` when the tenant has no such result."""
+    existing = await store.get_result(tenant, workflow_id)
+    if existing is None:
+        return None
+    destination = await resolve_destination(store, tenant, wanted)
+    target = destination or existing.destination
+    if target is not None:
+        await revive_if_working(store, sender, target)
+    return await store.redeliver(tenant, workflow_id, destination=destination, now=now)
+
+
+async def register_destination(
+    store: Store,
+    sender: Sender,
+    tenant: str,
+    name: str,
+    wanted: DestinationCreate,
+    *,
+    now: float,
+) -> tuple[Destination, bool]:
+    """Check the webhook with Discord's Get Webhook (nothing is posted), then keep it under
+    ``name``; the destination and whether the name is new. Registering a webhook again is also
+    how a dead one is revived: Discord takes the token, so it works again (for this token)."""
+    ref = parse_webhook_url(wanted.webhook_url)
+    await confirm_webhook(store, sender, ref.webhook_id, ref.token)
+    destination = Destination(
+        webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=wanted.thread_id, name=name
+    )
+    return destination, await store.put_destination(tenant, destination, now=now)

@@ -18,7 +18,7 @@ from service.api.body import (
 )
 from service.api.deps import CallerDep
 from service.api.errors import UNAUTHORIZED, body_refusals, documented
-from service.api.intake import body_hash, resolve_destination, revive_if_working, submit_result
+from service.api.intake import body_hash, redeliver, submit_result
 from service.api.schemas import (
     AttemptPublic,
     AttemptsPublic,
@@ -203,16 +203,14 @@ async def list_attempts(workflow_id: str, caller: CallerDep) -> AttemptsPublic:
 async def redeliver_result(workflow_id: str, request: Request, caller: CallerDep) -> ResultPublic:
     """All parts are sent again (earlier attempts stay in the history)."""
     body = await optional_body(request, RedeliverRequest)
-    store, tenant = caller.store, caller.tenant
-    existing = await store.get_result(tenant, workflow_id)
-    if existing is None:
-        raise _missing(workflow_id)
-    wanted = body.destination if body else None
-    destination = await resolve_destination(store, tenant, wanted)
-    target = destination or existing.destination
-    if target is not None:
-        await revive_if_working(store, caller.services.sender, target)
-    record = await store.redeliver(tenant, workflow_id, destination=destination, now=caller.now())
+    record = await redeliver(
+        caller.store,
+        caller.services.sender,
+        caller.tenant,
+        workflow_id,
+        body.destination if body else None,
+        now=caller.now(),
+    )
     if record is None:
         raise _missing(workflow_id)
     caller.services.notify()

@@ -450,7 +450,7 @@ class Worker:
         """Send the parts not yet delivered; False when a webhook died on the way."""
         # One rendering for every route: a switch from the follow-up to the webhook halfway
         # through neither repeats nor drops a line, and the requester is mentioned once.
-        parts = _render(record, max_parts=self._max_parts)
+        parts = render_record(record, max_parts=self._max_parts)
         done = {message.part for message in record.messages}
         attempts = record.attempts
         if interrupted(record.in_flight, done):
@@ -751,7 +751,8 @@ class Worker:
             raise _Stopped
 
 
-def _render(record: ResultRecord, *, max_parts: int) -> list[Part]:
+def render_record(record: ResultRecord, *, max_parts: int) -> list[Part]:
+    """The messages that deliver ``record``: what Discord is sent, and what the dashboard shows."""
     return render_result(
         workflow_id=record.workflow_id,
         results=record.results,

@@ -357,7 +357,7 @@ FROM results WHERE tenant = $1 GROUP BY status
 OVERVIEW_ATTEMPTS: Final = """
 SELECT floor((a.at - $2) / $3)::int AS slot, a.outcome AS outcome, count(*) AS n
 FROM attempts a JOIN results r ON r.id = a.result_id
-WHERE a.at >= $2 AND a.at < $4 AND r.tenant = $1
+WHERE a.at >= $2 AND a.at <= $4 AND r.tenant = $1
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 # $1 now.

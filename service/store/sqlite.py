@@ -769,7 +769,7 @@ _OVERVIEW_STATUSES = (
 _OVERVIEW_ATTEMPTS = (
     "SELECT CAST((a.at - :since) / :slot AS INTEGER) AS slot, a.outcome AS outcome, "
     "COUNT(*) AS n FROM attempts a JOIN results r ON r.id = a.result_id "
-    "WHERE a.at >= :since AND a.at < :now AND r.tenant = :tenant "
+    "WHERE a.at >= :since AND a.at <= :now AND r.tenant = :tenant "
     "GROUP BY 1, 2 ORDER BY 1, 2"
 )
 

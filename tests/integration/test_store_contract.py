@@ -842,7 +842,7 @@ async def test_the_overview_counts_one_tenants_results_and_attempts_by_slot(stor
     await store.accept(new("old-pending"), now=T0)
     await store.accept(new("new-pending"), now=T0 + 100)
     await store.accept(new("delivered"), now=T0)
-    await deliver(store, "delivered", now=T0 + 3590)
+    await deliver(store, "delivered", now=T0 + 3600)  # at the very end of the window
     await store.accept(new("orphaned"), now=T0)
     await store.record_attempt("acme", "orphaned", attempt(T0 - 10))  # before the window
     await store.record_attempt("acme", "orphaned", attempt(T0 + 30, "refused"))
@@ -861,7 +861,7 @@ async def test_the_overview_counts_one_tenants_results_and_attempts_by_slot(stor
     assert seen.oldest_pending_at == T0
     assert [(a.slot, a.outcome, a.count) for a in seen.attempts] == [
         (0, AttemptOutcome.REFUSED, 2),
-        (59, AttemptOutcome.DELIVERED, 1),
+        (60, AttemptOutcome.DELIVERED, 1),
     ]
     assert (seen.replicas, seen.paused_until) == (1, T0 + 4000)
     # and a tenant without results sees zeros
