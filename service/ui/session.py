@@ -1,11 +1,11 @@
 """The dashboard's session: a signed cookie holding the tenant and a CSRF token, never the key.
 
-The cookie is signed with ``itsdangerous`` (an HMAC signature, made for exactly this, with key
-rotation built in: it signs with the last key and accepts any) under a key derived with HKDF
-from ``RELAY_SECRET_KEY``. Deriving it means no second secret to configure or rotate, every
-replica signs and checks alike, and a rotation of the secret key keeps sessions signed under
-``RELAY_SECRET_KEY_PREVIOUS`` valid; the derived key is a different key from the one that seals
-tokens, so the cookie's signature says nothing about that one.
+The cookie is signed with ``itsdangerous`` (an HMAC-SHA256 signature; the library is made for
+exactly this, with key rotation built in: it signs with the last key and accepts any) under a
+key derived with HKDF from ``RELAY_SECRET_KEY``. Deriving it means no second secret to
+configure or rotate, every replica signs and checks alike, and a rotation of the secret key
+keeps sessions signed under ``RELAY_SECRET_KEY_PREVIOUS`` valid; the derived key is not the
+one that seals tokens, so the cookie's signature says nothing about that one.
 
 The expiry is written into the signed payload and checked against the service's clock (the
 same clock as every other time), so it cannot be stretched by the client and is testable.
@@ -14,6 +14,7 @@ Before sign in a session has no tenant: it carries the CSRF token of the sign-in
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -74,7 +75,9 @@ class SessionSigner:
             raise ValueError("at least one secret key is needed")
         # itsdangerous signs with the last key and accepts every key in the list.
         derived = [derive_key(key) for key in reversed(keys)]
-        self._serializer = URLSafeSerializer(derived, salt=_SALT)
+        self._serializer = URLSafeSerializer(
+            derived, salt=_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
 
     def dumps(self, session: Session) -> str:
         payload = {"t": session.tenant, "c": session.csrf, "e": session.expires_at}
