@@ -71,6 +71,16 @@ WorkflowId = Annotated[
     str, Field(min_length=1, max_length=WORKFLOW_ID_MAX_LENGTH, pattern=WORKFLOW_ID_PATTERN)
 ]
 DestinationName = Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]
+# A listing's ``q``: wildcards are literal (the store escapes them), NUL is refused up front.
+SearchText = Annotated[
+    Text,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Part of the workflow id or the URL, ASCII letters in either case; "
+        "% and _ are literal",
+    ),
+]
 
 
 def _input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
