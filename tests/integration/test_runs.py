@@ -321,6 +321,11 @@ async def test_runs_list_q_finds_a_literal_piece_of_the_id_or_url(
     assert await ids("SCAN") == ["scan-2", "Scan_1"]
     assert await ids("n_") == ["Scan_1"]
     assert await ids("CI.EXAMPLE") == ["Scan_1"]
+    # and each run says who asked for it, as a result does
+    listed = (await client.get("/v1/runs", headers=ACME)).json()["items"]
+    assert [r["requester"] for r in listed] == [
+        {"user_id": USER_ID, "guild_id": None, "channel_id": None}
+    ] * 2
     refused = await client.get("/v1/runs", params={"q": "x" * 101}, headers=ACME)
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_query")
 
