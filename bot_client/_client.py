@@ -346,14 +346,17 @@ class RelayClient:
         *,
         status: Status | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> ResultPage:
-        """One page of results, newest first; pass ``next_cursor`` back for the next."""
-        params = list_params(status, url, requester_id, since, until, limit, cursor)
+        """One page of results, newest first; pass ``next_cursor`` back for the next. ``url``
+        is the whole URL; ``q`` (1-100 characters) is found anywhere in the workflow id or the
+        URL, ASCII letters in either case, ``%`` and ``_`` as themselves."""
+        params = list_params(status, url, q, requester_id, since, until, limit, cursor)
         response = await self._request("GET", "/v1/results", params=params)
         return _parse(ResultPage, response)
 
@@ -362,6 +365,7 @@ class RelayClient:
         *,
         status: Status | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -372,6 +376,7 @@ class RelayClient:
             lambda cursor: self.list_page(
                 status=status,
                 url=url,
+                q=q,
                 requester_id=requester_id,
                 since=since,
                 until=until,
@@ -478,14 +483,16 @@ class RelayClient:
         *,
         status: RunStatus | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first; pass ``next_cursor`` back for the next."""
-        params = list_params(status, url, requester_id, since, until, limit, cursor)
+        """One page of runs, newest first; pass ``next_cursor`` back for the next. The filters
+        are those of ``list_page``."""
+        params = list_params(status, url, q, requester_id, since, until, limit, cursor)
         response = await self._request("GET", "/v1/runs", params=params)
         return _parse(RunPage, response)
 
@@ -494,6 +501,7 @@ class RelayClient:
         *,
         status: RunStatus | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -504,6 +512,7 @@ class RelayClient:
             lambda cursor: self.list_run_page(
                 status=status,
                 url=url,
+                q=q,
                 requester_id=requester_id,
                 since=since,
                 until=until,

@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 def list_params(
     status: str | None,
     url: str | None,
+    q: str | None,
     requester_id: str | int | None,
     since: datetime | None,
     until: datetime | None,
@@ -20,6 +21,7 @@ def list_params(
     params = {
         "status": status,
         "url": url,
+        "q": q,
         "requester_id": None if requester_id is None else str(requester_id),
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
