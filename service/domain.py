@@ -162,6 +162,7 @@ class ResultFilter:
     requester_id: str | None = None
     since: float | None = None
     until: float | None = None
+    text: str | None = None  # in the workflow id or the URL, ASCII letters in either case
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +321,7 @@ class RunFilter:
     requester_id: str | None = None
     since: float | None = None
     until: float | None = None
+    text: str | None = None  # in the workflow id or the URL, ASCII letters in either case
 
 
 @dataclass(frozen=True, slots=True)
