@@ -265,6 +265,7 @@ async def results_page(request: Request, operator: OperatorDep) -> Response:
     listing = views.read_listing(request.query_params, Status)
     filters = ResultFilter(
         status=Status(listing.status) if listing.status else None,
+        text=listing.text,
         requester_id=listing.requester_id,
         since=listing.since,
         until=listing.until,
@@ -438,6 +439,7 @@ async def runs_page(request: Request, operator: OperatorDep) -> Response:
     listing = views.read_listing(request.query_params, RunStatus)
     filters = RunFilter(
         status=RunStatus(listing.status) if listing.status else None,
+        text=listing.text,
         requester_id=listing.requester_id,
         since=listing.since,
         until=listing.until,

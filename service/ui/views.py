@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from pydantic import TypeAdapter, ValidationError
+
+from service.api.schemas import SearchText
 from service.discord.snowflake import is_snowflake
 from service.domain import AttemptCount, AttemptOutcome
 
@@ -163,6 +166,7 @@ class Listing:
 
 
 _FIELDS = ("status", "q", "requester_id", "since", "until")
+_SEARCH_TEXT: TypeAdapter[str] = TypeAdapter(SearchText)  # the API's rules for ``q``
 
 
 def read_listing(query: Mapping[str, str], statuses: type[E]) -> Listing:
@@ -194,7 +198,13 @@ def read_listing(query: Mapping[str, str], statuses: type[E]) -> Listing:
     if cursor is not None and len(cursor) > 200:
         errors.append("the page cursor is not valid")
         cursor = None
-    text = form["q"][:2048] or None
+    text: str | None = form["q"] or None
+    if text is not None:
+        try:
+            _SEARCH_TEXT.validate_python(text)
+        except ValidationError as exc:
+            errors.append(f"the text {exc.errors()[0]['msg'].lower()}")
+            text = None
     return Listing(
         status=status,
         text=text,

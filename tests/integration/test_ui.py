@@ -169,6 +169,8 @@ async def test_the_results_page_shows_the_orphan_among_the_delivered(
     )
     orphans = await client.get("/ui/results", params={"status": "orphaned"})
     assert "wf_lost" in orphans.text and "wf_ok" not in orphans.text
+    found = await client.get("/ui/results", params={"q": "LOST"})
+    assert "wf_lost" in found.text and "wf_ok" not in found.text
     assert live.token not in listing.text and gone.token not in listing.text
     bad = await client.get("/ui/results", params={"status": "lost", "since": "yesterday"})
     assert bad.status_code == 422

@@ -111,7 +111,9 @@ def test_read_listing_takes_valid_filters_and_names_the_rest() -> None:
     assert listing.since == 1769867100.0  # 13:45 UTC
     assert listing.until == 1769900400.0  # 23:00 UTC
     assert listing.errors == ()
-    wrong = read_listing({"status": "delivered", "requester_id": "12", "until": "soon"}, RunStatus)
-    assert (wrong.status, wrong.requester_id, wrong.until) == (None, None, None)
-    assert len(wrong.errors) == 3
+    wrong = read_listing(
+        {"status": "delivered", "requester_id": "12", "until": "soon", "q": "x" * 101}, RunStatus
+    )
+    assert (wrong.status, wrong.requester_id, wrong.until, wrong.text) == (None, None, None, None)
+    assert len(wrong.errors) == 4
     assert wrong.form["until"] == "soon"  # shown back as typed
