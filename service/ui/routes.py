@@ -520,7 +520,8 @@ async def _destinations_view(
         "destinations": await _destinations_with_health(operator),
         "errors": errors or [],
         "form": {"name": "", "thread_id": "", **(form or {}), "webhook_url": ""},
-        "name_pattern": DESTINATION_NAME_PATTERN.strip("^$"),
+        # An HTML pattern is compiled with the v flag: a literal "-" in a class is escaped.
+        "name_pattern": DESTINATION_NAME_PATTERN.strip("^$").replace("-]", "\\-]"),
         "done": _DONE.get(request.query_params.get("done", "")),
     }
     return _page(request, "destinations.html", context, operator=operator, status_code=status_code)
