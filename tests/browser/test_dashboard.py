@@ -8,6 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
+pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[dev]')")
+
 from playwright.sync_api import Page, expect
 
 from service.testing.models import EmulatedWebhook
