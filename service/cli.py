@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run the HTTP API and the delivery worker",
-        description="Run the HTTP API on HOST:PORT, with the delivery worker and retention in "
-        "the same process, until SIGINT or SIGTERM.",
+        help="run the HTTP API, the dashboard and the delivery worker",
+        description="Run the HTTP API and the operator dashboard (/ui/) on HOST:PORT, with the "
+        "delivery worker and retention in the same process, until SIGINT or SIGTERM.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -130,3 +130,23 @@ def test_another_tenants_result_is_a_404(
     screenshot(page, "other-tenant-404")
     page.goto("/ui/results")
     expect(page.get_by_text("No results match.")).to_be_visible()
+
+
+def test_a_run_page_follows_the_runs_progress(page: Page, stack: Stack) -> None:
+    # given a live run with some progress, open on its page
+    hook = stack.emulator.create_webhook()
+    with httpx.Client(base_url=stack.base_url, headers=auth(), timeout=10) as api:
+        body = {"workflow_id": "run_live", "destination": {"webhook_url": hook.url}}
+        assert api.post("/v1/runs", json=body).status_code == 201
+        progress = {"stage": "Transcribing", "current": 1, "total": 4}
+        assert api.put("/v1/runs/run_live/progress", json=progress).status_code == 202
+        sign_in(page)
+        page.goto("/ui/runs/run_live")
+        expect(page.locator("#progress")).to_contain_text("1 of 4")
+        # when the bot reports more progress
+        progress = {"stage": "Scoring", "current": 3, "total": 4}
+        assert api.put("/v1/runs/run_live/progress", json=progress).status_code == 202
+        # then the page shows it without a reload (its script polls the progress fragment)
+        expect(page.locator("#progress")).to_contain_text("Scoring", timeout=15_000)
+        expect(page.locator("#progress")).to_contain_text("3 of 4")
+        screenshot(page, "run-progress")
