@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -294,6 +295,9 @@ async def results_page(request: Request, operator: OperatorDep) -> Response:
     )
 
 
+SHOWN_JSON_CHARS = 200_000  # more is cut on the page; the download has it all
+
+
 def _messages(record: ResultRecord, max_parts: int) -> list[dict[str, Any]]:
     """The messages as Discord would show them: the service's own rendering of the result."""
     shown = []
@@ -313,16 +317,31 @@ def _messages(record: ResultRecord, max_parts: int) -> list[dict[str, Any]]:
     return shown
 
 
+def _results_text(record: ResultRecord) -> str:
+    return json.dumps(record.results, indent=2, ensure_ascii=False)
+
+
+def _shown(record: ResultRecord, max_parts: int) -> dict[str, Any]:
+    """What the result page shows of the result itself: its messages and its JSON (cut at
+    :data:`SHOWN_JSON_CHARS`). Rendering a large result takes a while, so it runs in a thread."""
+    text = _results_text(record)
+    return {
+        "messages": _messages(record, max_parts),
+        "results_json": text[:SHOWN_JSON_CHARS],
+        "results_chars": len(text),
+        "results_cut": len(text) > SHOWN_JSON_CHARS,
+    }
+
+
 async def _result_context(operator: Operator, record: ResultRecord) -> dict[str, Any]:
     store = operator.services.store
     attempts = await store.list_attempts(operator.tenant, record.workflow_id) or []
-    settings = operator.services.settings
+    max_parts = operator.services.settings.max_parts
     destinations = await store.list_destinations(operator.tenant)
     return {
         "title": f"Result {record.workflow_id}",
         "record": record,
-        "messages": _messages(record, settings.max_parts),
-        "results_json": json.dumps(record.results, indent=2, ensure_ascii=False),
+        **await anyio.to_thread.run_sync(_shown, record, max_parts),
         "attempts": attempts,
         "failed_outcomes": {o.value for o in views.FAILED_OUTCOMES},
         "names": [d.name for d in destinations if d.name],
@@ -355,7 +374,7 @@ async def result_json(request: Request, workflow_id: str, operator: OperatorDep)
     record = await operator.services.store.get_result(operator.tenant, workflow_id)
     if record is None:
         return not_found_page(request, operator, f"No result with workflow id {workflow_id!r}.")
-    body = json.dumps(record.results, indent=2, ensure_ascii=False).encode()
+    body = (await anyio.to_thread.run_sync(_results_text, record)).encode()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in workflow_id)[:100]
     return Response(
         body,

@@ -408,3 +408,18 @@ async def test_runs_list_a_run_and_its_progress_fragment(
     await sign_in(client, key=OTHER_KEY)
     assert (await client.get("/ui/runs/run_1")).status_code == 404
     assert (await client.get("/ui/runs/run_1/progress")).status_code == 404
+
+
+async def test_a_large_results_json_is_cut_on_the_page_and_whole_in_the_download(
+    client: httpx.AsyncClient, emulator: DiscordEmulator
+) -> None:
+    hook = emulator.create_webhook()
+    results = {"transcript": "word " * 60_000}  # 300,000 characters
+    await submit_to(client, hook, "wf_big", results=results)
+    await sign_in(client)
+    page = await client.get("/ui/results/wf_big")
+    assert page.status_code == 200
+    assert "Only the first 200000 characters are shown here" in page.text
+    assert len(page.text) < 260_000
+    download = await client.get("/ui/results/wf_big/results.json")
+    assert download.json() == results
