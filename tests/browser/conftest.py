@@ -1,9 +1,11 @@
 """A real headless Chromium (the distribution's, never a download) against a real
 ``result-relay serve`` process and the Discord emulator, over real sockets.
 
-One browser, one service and one emulator serve every test of the session; each test gets a
-fresh browser context (its own cookies). Without Chromium or Playwright the tests skip, saying
-which is missing.
+One browser, one service and one emulator serve every test of a module (there is one); each
+test gets a fresh browser context (its own cookies). Not the whole session: Playwright's
+synchronous API keeps an event loop running while it lives, and the async tests of the other
+folders need none to be. Without Chromium or Playwright the tests skip, saying which is
+missing.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = _chromium()
     sync_api = pytest.importorskip(
@@ -63,7 +65,7 @@ class Stack:
         return self.server.base_url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("browser")
     relay = Relay(folder, f"sqlite:///{folder / 'relay.db'}")
