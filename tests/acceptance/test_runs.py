@@ -64,8 +64,10 @@ def test_a_run_hands_off_before_the_token_ends_and_finishes_in_the_channel(relay
     emulator = DiscordEmulator()
     with EmulatorServer(emulator) as discord:
         hook = emulator.create_webhook()
-        interaction = emulator.create_interaction(age_seconds=AGE)
+        # the service first: on a busy machine its start takes seconds, which the interaction
+        # must not spend (it is to be AGE old when the run starts)
         server = relay.start(_env(discord.api_base))
+        interaction = emulator.create_interaction(age_seconds=AGE)
         with server.client(headers=auth()) as api:
             _start(api, "wf_run", interaction, hook)
             handoff_at = time.time() + 3
