@@ -125,6 +125,7 @@ class ResultRecord:
 class AcceptOutcome:
     record: ResultRecord
     created: bool
+    run_finished: bool = False  # the result finished the run of its workflow id
 
 
 class AttemptOutcome(StrEnum):

@@ -26,12 +26,12 @@ from service.domain import (
     NewRun,
     Requester,
     RunStart,
-    RunStatus,
 )
 from service.errors import DiscordUnavailable, InvalidRequest
 from service.jsonpieces import json_pieces
 from service.metrics import Metrics
 from service.store import Store
+from service.store.base import NoDestination
 
 
 def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
@@ -123,23 +123,6 @@ async def submit_result(
     encoded as ``results_json`` when given (both computed by the caller, off the event loop for
     a large body), and finish the run of the same workflow id, if there is one: its
     interaction, destination and requester are the defaults for what the result leaves out."""
-    run = await store.get_run(tenant, payload.workflow_id)
-    destination = await resolve_destination(store, tenant, payload.destination)
-    interaction = _interaction(payload.interaction)
-    requester = _requester(payload.requester)
-    url, depth = payload.url, payload.depth
-    if run is not None:
-        destination = destination or run.destination
-        if run.status is RunStatus.RUNNING:
-            interaction = interaction or run.interaction
-        elif destination is not None:
-            # After the hand-off the notice told the user the result comes in the channel: not
-            # through the token, even while it lives and even when the bot sends it again.
-            interaction = None
-        requester = requester or run.requester
-        url, depth = url or run.url, depth or run.depth
-    if destination is None and interaction is None:
-        raise _nowhere_to_go()
     error = (payload.error.stage, payload.error.message) if payload.error else None
     new = NewResult(
         tenant=tenant,
@@ -147,22 +130,21 @@ async def submit_result(
         body_hash=digest,
         results=payload.results,
         results_json=results_json,
-        url=url,
-        depth=depth,
+        url=payload.url,
+        depth=payload.depth,
         message=payload.message.model_dump(mode="json", exclude_none=True)
         if payload.message
         else None,
-        destination=destination,
-        interaction=interaction,
-        requester=requester,
+        destination=await resolve_destination(store, tenant, payload.destination),
+        interaction=_interaction(payload.interaction),
+        requester=_requester(payload.requester),
         error=error,
     )
-    outcome = await store.accept(new, now=now)
-    # Also for the same body again: a retry after a crash between the two commits finishes it.
-    finished = run is not None and await store.finish_run(
-        tenant, run.workflow_id, error=error, now=now
-    )
-    if finished and metrics is not None:
+    try:
+        outcome = await store.accept(new, now=now)
+    except NoDestination:
+        raise _nowhere_to_go() from None
+    if outcome.run_finished and metrics is not None:
         metrics.runs.labels("failed" if error else "finished").inc()
     return outcome
 

@@ -18,7 +18,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from service.crypto import KEY_ID_LENGTH, PREFIX, CipherError, TokenCipher
@@ -155,10 +155,13 @@ class Store(ABC):
     # -- results ------------------------------------------------------------------------------
     @abstractmethod
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        """Commit a new result, or return the existing one for the same body.
+        """Commit a new result, or return the existing one for the same body; in the same
+        transaction, take what it leaves out from the run of the same workflow id
+        (:func:`with_its_run`) and finish that run.
 
-        Raises :class:`Conflict` when the workflow id exists with another body. A result whose
-        webhook is dead for its token is accepted already orphaned.
+        Raises :class:`Conflict` when the workflow id exists with another body, and
+        :class:`NoDestination` when the result has nowhere to go. A result whose webhook is dead
+        for its token is accepted already orphaned.
         """
 
     @abstractmethod
@@ -431,6 +434,38 @@ def check_same_body(existing_body_hash: str, new: NewResult) -> None:
             f"workflow_id {new.workflow_id!r} was already submitted with another body",
             code="workflow_id_conflict",
         )
+
+
+class NoDestination(Exception):
+    """A result with nowhere to go: no destination and no interaction, given or from its run."""
+
+
+def with_its_run(new: NewResult, run: RunRecord | None) -> NewResult:
+    """The result as it will be kept: what it leaves out it takes from the run of the same
+    workflow id (destination, requester, URL, depth, and the interaction before the hand-off
+    only). Raises :class:`NoDestination` when it has nowhere to go even so.
+
+    After the hand-off the notice told the user the result comes in the channel: not through the
+    token, even while it lives and even when the bot sends it again.
+    """
+    if run is not None:
+        destination = new.destination or run.destination
+        interaction = new.interaction
+        if run.status is RunStatus.RUNNING:
+            interaction = interaction or run.interaction
+        elif destination is not None:
+            interaction = None
+        new = replace(
+            new,
+            destination=destination,
+            interaction=interaction,
+            requester=new.requester or run.requester,
+            url=new.url or run.url,
+            depth=new.depth or run.depth,
+        )
+    if new.destination is None and new.interaction is None:
+        raise NoDestination
+    return new
 
 
 # -- the row mapping: tokens are sealed here on the way in and opened here on the way out, for

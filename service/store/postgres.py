@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -73,6 +73,7 @@ from service.store.base import (
     run_step_params,
     sealed_key_ids_sql,
     token_hash,
+    with_its_run,
 )
 from service.store.migrations import load_migrations
 
@@ -275,36 +276,86 @@ class PostgresStore(Store):
 
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        columns = result_columns(new, self._cipher)  # results arrive encoded when large
-        args = [columns[name] for name in q.ACCEPT_COLUMNS]
-        # A second pass only if the existing row vanished (deleted) between the two statements.
+        # A second pass only if the existing row vanished (deleted) between two statements.
         for _ in range(3):
-            existing = None
-            wake = time.monotonic() - self._woke_at >= _WAKE_WINDOW
-            if wake:
-                self._woke_at = time.monotonic()
-            async with self._connection("accept the result") as conn:
-                row = await conn.fetchrow(q.ACCEPT, *args, now, wake)
-                if row is None:
-                    # ON CONFLICT waited for the other insert to commit, so it is visible now.
-                    existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
-            if row is not None:
-                if not wake and row["status"] == Status.PENDING:
-                    self._owe_wake()
-                record = accepted_record(
-                    columns,
-                    new,
-                    status=Status(row["status"]),
-                    orphan_reason=row["orphan_reason"],
-                    next_attempt_at=row["next_attempt_at"],
-                    now=now,
-                    cipher=self._cipher,
-                )
-                return AcceptOutcome(record, created=True)
-            if existing is not None:
-                check_same_body(existing["body_hash"], new)
-                return AcceptOutcome(_record(existing, self._cipher), created=False)
+            outcome: AcceptOutcome | Literal["run"] | None = "run"
+            if new.destination is not None or new.interaction is not None:
+                outcome = await self._accept_alone(new, now=now)
+            if outcome == "run":  # only its run can say where it goes, or it names a run
+                outcome = await self._accept_with_run(new, now=now)
+            if isinstance(outcome, AcceptOutcome):
+                return outcome
         raise StoreError("the result could not be accepted: its workflow id keeps changing")
+
+    async def _accept_alone(
+        self, new: NewResult, *, now: float
+    ) -> AcceptOutcome | Literal["run"] | None:
+        """The common case in one round trip: no run of that workflow id. ``"run"`` when there
+        is one after all; None when an existing row vanished meanwhile."""
+        columns = result_columns(new, self._cipher)  # results arrive encoded when large
+        wake = self._wake_now()
+        async with self._connection("accept the result") as conn:
+            row = await conn.fetchrow(q.ACCEPT, *_accept_args(columns), now, wake, False)
+            if row["status"] is None and not row["run_found"]:
+                # ON CONFLICT waited for the other insert to commit, so it is visible now.
+                existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
+        if row["status"] is not None:
+            return AcceptOutcome(self._accepted(columns, new, row, wake, now), created=True)
+        if row["run_found"]:
+            return "run"
+        if existing is None:
+            return None
+        check_same_body(existing["body_hash"], new)
+        return AcceptOutcome(_record(existing, self._cipher), created=False)
+
+    async def _accept_with_run(self, new: NewResult, *, now: float) -> AcceptOutcome | None:
+        """Merge the result with its run (:func:`with_its_run`), accept it and finish the run,
+        in one transaction."""
+        wake = self._wake_now()
+        async with self._transaction("accept the result") as conn:
+            run = await conn.fetchrow(q.GET_RUN, new.tenant, new.workflow_id)
+            kept = with_its_run(new, run_from_row(run, self._cipher) if run else None)
+            columns = result_columns(kept, self._cipher)
+            row = await conn.fetchrow(q.ACCEPT, *_accept_args(columns), now, wake, True)
+            existing = None
+            if row["status"] is None:
+                existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
+                if existing is None:
+                    return None
+                check_same_body(existing["body_hash"], new)
+            # Also for the same body again: the run of a result kept before runs finished in the
+            # same transaction is finished by its retry.
+            finished = run is not None and bool(
+                await conn.fetchval(
+                    q.FINISH_RUN, *_finish_args(new.tenant, new.workflow_id, new.error, now)
+                )
+            )
+        if existing is not None:
+            record = _record(existing, self._cipher)
+            return AcceptOutcome(record, created=False, run_finished=finished)
+        record = self._accepted(columns, kept, row, wake, now)
+        return AcceptOutcome(record, created=True, run_finished=finished)
+
+    def _wake_now(self) -> bool:
+        wake = time.monotonic() - self._woke_at >= _WAKE_WINDOW
+        if wake:
+            self._woke_at = time.monotonic()
+        return wake
+
+    def _accepted(
+        self, columns: dict[str, Any], new: NewResult, row: Any, wake: bool, now: float
+    ) -> ResultRecord:
+        if not wake and row["status"] == Status.PENDING:
+            self._owe_wake()
+        return accepted_record(
+            columns,
+            new,
+            status=Status(row["status"]),
+            orphan_reason=row["orphan_reason"],
+            next_attempt_at=row["next_attempt_at"],
+            now=now,
+            cipher=self._cipher,
+        )
 
     def _owe_wake(self) -> None:
         self._wake_owed = True
@@ -606,12 +657,8 @@ class PostgresStore(Store):
     async def finish_run(
         self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
     ) -> bool:
-        stage, message = error if error is not None else (None, None)
-        status = "failed" if error is not None else "finished"
-        finished = await self._fetchval(
-            "finish the run", q.FINISH_RUN, tenant, workflow_id, status, stage, message, now
-        )
-        return bool(finished)
+        args = _finish_args(tenant, workflow_id, error, now)
+        return bool(await self._fetchval("finish the run", q.FINISH_RUN, *args))
 
     async def claim_due_run(
         self, owner: str, *, now: float, lease_seconds: float
@@ -739,3 +786,16 @@ def _record(row: Row, cipher: TokenCipher) -> ResultRecord:
     # JSON spells 5.0 as 5: times go back to floats, as every other read returns them.
     messages = [{**part, "delivered_at": float(part["delivered_at"])} for part in parts]
     return record_from_row(row, messages, cipher, attempts_made=row["attempts_made"])
+
+
+def _accept_args(columns: dict[str, Any]) -> list[Any]:
+    return [columns[name] for name in q.ACCEPT_COLUMNS]
+
+
+def _finish_args(
+    tenant: str, workflow_id: str, error: tuple[str, str] | None, now: float
+) -> tuple[Any, ...]:
+    """FINISH_RUN's parameters: ``failed`` with an error's stage and message, else ``finished``."""
+    stage, message = error if error is not None else (None, None)
+    status = "failed" if error is not None else "finished"
+    return tenant, workflow_id, status, stage, message, now

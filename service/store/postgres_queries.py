@@ -64,12 +64,16 @@ _VALUES = ", ".join(
     for i, name in enumerate(ACCEPT_COLUMNS, start=1)
 )
 
-# $1..$21 ACCEPT_COLUMNS, $22 now, $23 wake. One statement, one round trip: enter the webhook
-# (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
-# row comes back and the caller reads the existing one), and (wake) announce the new result to
-# the fleet if it is pending, delivered on commit.
+# $1..$N ACCEPT_COLUMNS, then now, wake, merged. One statement, one round trip: enter the
+# webhook (orphaned at once if it is dead for this token), insert unless the workflow id exists
+# (then no status comes back and the caller reads the existing one) or names a run the result
+# was not merged with (``run_found``: the caller merges and accepts again, in a transaction),
+# and (wake) announce the new result to the fleet if it is pending, delivered on commit. Always
+# one row.
 ACCEPT: Final = f"""
-WITH lane AS (
+WITH run AS (
+    SELECT EXISTS (SELECT 1 FROM runs WHERE tenant = $1 AND workflow_id = $2) AS found
+), lane AS (
     SELECT relay_enter_webhook(${_LANE}, ${_WEBHOOK_ID}, ${_TOKEN_HASH}) AS dead_reason
 ), inserted AS (
     INSERT INTO results ({", ".join(ACCEPT_COLUMNS)},
@@ -79,15 +83,17 @@ WITH lane AS (
            lane.dead_reason,
            CASE WHEN lane.dead_reason IS NULL THEN ${_NOW}::float8 END,
            ${_NOW}::float8, ${_NOW}::float8
-    FROM lane
+    FROM lane, run
+    WHERE ${_NOW + 2}::boolean OR NOT run.found
     ON CONFLICT (tenant, workflow_id) DO NOTHING
     RETURNING status, orphan_reason, next_attempt_at
 ), woken AS (
     SELECT pg_notify('{WORK_CHANNEL}', '') FROM inserted
     WHERE status = 'pending' AND ${_NOW + 1}::boolean
 )
-SELECT status, orphan_reason, next_attempt_at, (SELECT count(*) FROM woken) AS woken
-FROM inserted
+SELECT i.status, i.orphan_reason, i.next_attempt_at, (SELECT count(*) FROM woken) AS woken,
+       run.found AS run_found
+FROM run LEFT JOIN inserted i ON true
 """
 
 # A results row with its delivered parts as a JSON array (one round trip for a whole record).

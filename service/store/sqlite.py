@@ -64,6 +64,7 @@ from service.store.base import (
     run_step_params,
     sealed_key_ids_sql,
     token_hash,
+    with_its_run,
 )
 from service.store.sqlite_engine import SQLiteEngine
 
@@ -139,9 +140,12 @@ class SQLiteStore(Store):
             existing = _result_row(conn, new.tenant, new.workflow_id)
             if existing is not None:
                 check_same_body(existing["body_hash"], new)
-                return AcceptOutcome(_record(conn, existing, self._cipher), created=False)
+                record = _record(conn, existing, self._cipher)
+                return AcceptOutcome(record, created=False, run_finished=finish(conn))
+            run = _run_row(conn, new.tenant, new.workflow_id)
+            kept = with_its_run(new, run_from_row(run, self._cipher) if run else None)
             # Encoded here, in the writer thread: megabytes of results are no work for the loop.
-            columns = result_columns(new, self._cipher)
+            columns = result_columns(kept, self._cipher)
             dead = _dead_reason(conn, columns["webhook_id"], columns["webhook_token_hash"])
             status = Status.ORPHANED if dead else Status.PENDING
             due = None if dead else now
@@ -158,17 +162,23 @@ class SQLiteStore(Store):
             conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
             record = accepted_record(
                 columns,
-                new,
+                kept,
                 status=status,
                 orphan_reason=dead,
                 next_attempt_at=due,
                 now=now,
                 cipher=self._cipher,
             )
-            return AcceptOutcome(record, created=True)
+            finished = run is not None and finish(conn)
+            return AcceptOutcome(record, created=True, run_finished=finished)
+
+        def finish(conn: sqlite3.Connection) -> bool:
+            # Also for the same body again: the run of a result kept before runs finished in
+            # the same transaction is finished by its retry.
+            return _finish_run(conn, new.tenant, new.workflow_id, error=new.error, now=now)
 
         outcome = await self._write(write)
-        if outcome.created and outcome.record.status is Status.PENDING:
+        if outcome.run_finished or (outcome.created and outcome.record.status is Status.PENDING):
             self._work.fire()
         return outcome
 
@@ -632,26 +642,8 @@ class SQLiteStore(Store):
     async def finish_run(
         self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
     ) -> bool:
-        stage, message = error if error is not None else (None, None)
         finished = await self._write(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE runs SET status = :status, error_stage = :stage, "
-                    "error_message = :message, last_activity_at = :now, updated_at = :now, "
-                    "final_shown = 0, due_at = :now WHERE tenant = :tenant "
-                    "AND workflow_id = :workflow_id "
-                    "AND status IN ('running', 'handed_off', 'abandoned')",
-                    {
-                        "status": "failed" if error is not None else "finished",
-                        "stage": stage,
-                        "message": message,
-                        "now": now,
-                        "tenant": tenant,
-                        "workflow_id": workflow_id,
-                    },
-                ).rowcount
-                > 0
-            )
+            lambda conn: _finish_run(conn, tenant, workflow_id, error=error, now=now)
         )
         if finished:
             self._work.fire()
@@ -764,6 +756,33 @@ UPDATE runs SET
     updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
 WHERE tenant = :tenant AND workflow_id = :workflow_id AND lease_owner = :owner
 """
+
+
+def _finish_run(
+    conn: sqlite3.Connection,
+    tenant: str,
+    workflow_id: str,
+    *,
+    error: tuple[str, str] | None,
+    now: float,
+) -> bool:
+    stage, message = error if error is not None else (None, None)
+    changed: int = conn.execute(
+        "UPDATE runs SET status = :status, error_stage = :stage, "
+        "error_message = :message, last_activity_at = :now, updated_at = :now, "
+        "final_shown = 0, due_at = :now WHERE tenant = :tenant "
+        "AND workflow_id = :workflow_id "
+        "AND status IN ('running', 'handed_off', 'abandoned')",
+        {
+            "status": "failed" if error is not None else "finished",
+            "stage": stage,
+            "message": message,
+            "now": now,
+            "tenant": tenant,
+            "workflow_id": workflow_id,
+        },
+    ).rowcount
+    return changed > 0
 
 
 def _run_row(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> sqlite3.Row | None:

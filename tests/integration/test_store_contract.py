@@ -20,6 +20,7 @@ from service.domain import (
     NewResult,
     NewRun,
     Progress,
+    Requester,
     ResultFilter,
     Route,
     RunFilter,
@@ -30,6 +31,7 @@ from service.domain import (
 )
 from service.errors import Conflict, ResultGone
 from service.store import Store
+from service.store.base import NoDestination
 from service.store.sqlite import SQLiteStore
 from tests.support import (
     APPLICATION_ID,
@@ -735,8 +737,8 @@ async def test_progress_keeps_the_latest_and_is_due_when_an_edit_may_go(store: S
 async def test_a_finished_run_takes_no_progress_and_shows_the_result_status(store: Store) -> None:
     # given a run whose result arrived with an error
     await store.start_run(new_run("run-3"), now=T0)
-    await store.accept(new("run-3"), now=T0 + 10)
-    assert await store.finish_run("acme", "run-3", error=("render", "boom"), now=T0 + 10)
+    accepted = await store.accept(new("run-3", error=("render", "boom")), now=T0 + 10)
+    assert accepted.created and accepted.run_finished
     # when progress still comes
     with pytest.raises(Conflict) as refused:
         await store.record_progress("acme", "run-3", Progress("late"), now=T0 + 11)
@@ -747,6 +749,33 @@ async def test_a_finished_run_takes_no_progress_and_shows_the_result_status(stor
     assert (run.error_stage, run.error_message) == ("render", "boom")
     assert run.result_status is Status.PENDING and run.due_at == T0 + 10
     assert not await store.finish_run("acme", "run-3", error=None, now=T0 + 12)
+
+
+async def test_a_result_takes_what_it_leaves_out_from_its_run(store: Store) -> None:
+    # given a running run with a destination, an interaction and a requester
+    await store.start_run(new_run("run-5", requester=Requester(user_id="42")), now=T0)
+    started = await store.get_run("acme", "run-5")
+    assert started is not None and started.destination is not None
+    # when its result arrives naming nothing but its workflow id
+    accepted = await store.accept(new("run-5", destination=None), now=T0 + 10)
+    # then it is kept with the run's destination and requester, and the run is finished at once
+    assert accepted.created and accepted.run_finished
+    assert accepted.record.destination == started.destination
+    assert accepted.record.requester == Requester(user_id="42")
+    assert accepted.record.interaction == INTERACTION  # before the hand-off
+    kept = await store.get_result("acme", "run-5")
+    assert kept is not None and kept.destination == started.destination
+    run = await store.get_run("acme", "run-5")
+    assert run is not None and run.status is RunStatus.FINISHED
+    # and the same body again is the same result, the run finished once
+    again = await store.accept(new("run-5", destination=None), now=T0 + 11)
+    assert not again.created and not again.run_finished
+
+
+async def test_a_result_with_nowhere_to_go_is_refused_and_nothing_is_kept(store: Store) -> None:
+    with pytest.raises(NoDestination):
+        await store.accept(new("lost", destination=None), now=T0)
+    assert await store.get_result("acme", "lost") is None
 
 
 async def test_a_due_run_is_leased_to_one_owner_until_saved(store: Store) -> None:
@@ -784,7 +813,7 @@ async def test_a_due_run_is_leased_to_one_owner_until_saved(store: Store) -> Non
 async def test_a_crashed_owners_run_is_taken_over(store: Store) -> None:
     # given a run claimed by a replica that then stopped heartbeating
     await store.heartbeat("dead", now=T0, ttl=1)
-    await store.start_run(new_run("run-5"), now=T0)
+    await store.start_run(new_run("run-5", requester=Requester(user_id="42")), now=T0)
     assert await store.claim_due_run("dead", now=T0, lease_seconds=30) is not None
     # when another replica looks after the heartbeat ran out
     await store.heartbeat("alive", now=T0 + 5, ttl=60)
