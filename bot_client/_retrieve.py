@@ -22,6 +22,7 @@ _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 SHOW_ONE = "Show one with `/retrieve_results workflow_id:<id>`."
+SINCE_AFTER_UNTIL = "`since` must be before `until`."
 
 
 class WhenError(ValueError):
@@ -62,6 +63,33 @@ def parse_when(text: str, *, now: datetime, end_of_day: bool = False) -> datetim
             "or an age (30m, 6h, 2d)."
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The listing's options, read: ``url`` a piece of the URL, the times aware."""
+
+    url: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return any(v is not None for v in (self.url, self.since, self.until))
+
+
+def read_options(
+    url: str | None, since: str | None, until: str | None, *, now: datetime
+) -> Query | str:
+    """The listing's options, or what is wrong with them, in words for the user."""
+    try:
+        start = parse_when(since, now=now) if since else None
+        end = parse_when(until, now=now, end_of_day=True) if until else None
+    except WhenError as exc:
+        return str(exc)
+    if start is not None and end is not None and start >= end:
+        return SINCE_AFTER_UNTIL
+    return Query(url=search_text(url) if url else None, since=start, until=end)
 
 
 def contains(haystack: str | None, needle: str) -> bool:

@@ -35,12 +35,12 @@ from bot_client._retrieve import (
     CHOICES_LIMIT,
     CONTENT_LIMIT,
     Entry,
-    WhenError,
+    Query,
     choices,
     code_text,
     contains,
     entries,
-    parse_when,
+    read_options,
     render_listing,
     render_run,
     search_text,
@@ -66,7 +66,6 @@ UNAVAILABLE = (
     "The result service can't be reached right now. Your results are kept safe; "
     "please try again in a few minutes."
 )
-SINCE_AFTER_UNTIL = "`since` must be before `until`."
 
 _Item = TypeVar("_Item")
 
@@ -77,33 +76,6 @@ class Reply:
 
     content: str
     attachment: tuple[str, bytes] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """The listing's options, read: ``url`` a piece of the URL, the times aware."""
-
-    url: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @property
-    def filtered(self) -> bool:
-        return any(v is not None for v in (self.url, self.since, self.until))
-
-
-def read_options(
-    url: str | None, since: str | None, until: str | None, *, now: datetime
-) -> Query | str:
-    """The listing's options, or what is wrong with them, in words for the user."""
-    try:
-        start = parse_when(since, now=now) if since else None
-        end = parse_when(until, now=now, end_of_day=True) if until else None
-    except WhenError as exc:
-        return str(exc)
-    if start is not None and end is not None and start >= end:
-        return SINCE_AFTER_UNTIL
-    return Query(url=search_text(url) if url else None, since=start, until=end)
 
 
 class _Owned(Protocol):

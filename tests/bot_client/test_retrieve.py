@@ -12,18 +12,20 @@ from bot_client._models import ResultSummary, Run
 from bot_client._retrieve import (
     CHOICE_LIMIT,
     CHOICES_LIMIT,
+    SINCE_AFTER_UNTIL,
     Entry,
+    Query,
     WhenError,
     choices,
     contains,
     entries,
     parse_when,
+    read_options,
     render_listing,
     render_run,
     run_state,
     search_text,
 )
-from bot_client.discord_ext import SINCE_AFTER_UNTIL, Query, read_options
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
