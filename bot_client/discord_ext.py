@@ -266,14 +266,13 @@ class RelayCog(commands.Cog):
             return can_view(item, interaction) and (wanted is None or contains(item.url, wanted))
 
         # q narrows on the service's side, to ids or URLs holding the text; keep() to URLs.
+        # Without a url every row is kept: one page of each is enough.
+        size = self.recent if wanted is None else 50
+        since, until = options.since, options.until
         results, runs = await asyncio.gather(
             _first(
                 self.client.list_results(
-                    q=wanted,
-                    requester_id=user,
-                    since=options.since,
-                    until=options.until,
-                    page_size=self.recent if wanted is None else 50,
+                    q=wanted, requester_id=user, since=since, until=until, page_size=size
                 ),
                 keep,
                 self.recent,
@@ -281,11 +280,7 @@ class RelayCog(commands.Cog):
             ),
             _first(
                 self.client.list_runs(
-                    q=wanted,
-                    requester_id=user,
-                    since=options.since,
-                    until=options.until,
-                    page_size=self.recent if wanted is None else 50,
+                    q=wanted, requester_id=user, since=since, until=until, page_size=size
                 ),
                 keep,
                 self.recent,
