@@ -7,12 +7,12 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -32,6 +32,7 @@ from bot_client._exceptions import (
 )
 from bot_client._interaction import InteractionLike, InteractionRef, Requester
 from bot_client._json import check_body, check_json
+from bot_client._listing import every, list_params
 from bot_client._models import (
     Attempt,
     DestinationInfo,
@@ -345,14 +346,17 @@ class RelayClient:
         *,
         status: Status | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> ResultPage:
-        """One page of results, newest first; pass ``next_cursor`` back for the next."""
-        params = _list_params(status, url, requester_id, since, until, limit, cursor)
+        """One page of results, newest first; pass ``next_cursor`` back for the next. ``url``
+        is the whole URL; ``q`` (1-100 characters) is found anywhere in the workflow id or the
+        URL, ASCII letters in either case, ``%`` and ``_`` as themselves."""
+        params = list_params(status, url, q, requester_id, since, until, limit, cursor)
         response = await self._request("GET", "/v1/results", params=params)
         return _parse(ResultPage, response)
 
@@ -361,16 +365,18 @@ class RelayClient:
         *,
         status: Status | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         page_size: int = 50,
     ) -> AsyncIterator[ResultSummary]:
         """Every matching result, newest first, fetching pages as the caller iterates."""
-        async for item in _every(
+        async for item in every(
             lambda cursor: self.list_page(
                 status=status,
                 url=url,
+                q=q,
                 requester_id=requester_id,
                 since=since,
                 until=until,
@@ -477,14 +483,16 @@ class RelayClient:
         *,
         status: RunStatus | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first; pass ``next_cursor`` back for the next."""
-        params = _list_params(status, url, requester_id, since, until, limit, cursor)
+        """One page of runs, newest first; pass ``next_cursor`` back for the next. The filters
+        are those of ``list_page``."""
+        params = list_params(status, url, q, requester_id, since, until, limit, cursor)
         response = await self._request("GET", "/v1/runs", params=params)
         return _parse(RunPage, response)
 
@@ -493,16 +501,18 @@ class RelayClient:
         *,
         status: RunStatus | None = None,
         url: str | None = None,
+        q: str | None = None,
         requester_id: str | int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         page_size: int = 50,
     ) -> AsyncIterator[Run]:
         """Every matching run, newest first, fetching pages as the caller iterates."""
-        async for item in _every(
+        async for item in every(
             lambda cursor: self.list_run_page(
                 status=status,
                 url=url,
+                q=q,
                 requester_id=requester_id,
                 since=since,
                 until=until,
@@ -681,27 +691,6 @@ def _parse(model: type[_Model], response: httpx.Response) -> _Model:
         ) from None
 
 
-def _list_params(
-    status: str | None,
-    url: str | None,
-    requester_id: str | int | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-    cursor: str | None,
-) -> dict[str, str]:
-    params = {
-        "status": status,
-        "url": url,
-        "requester_id": None if requester_id is None else str(requester_id),
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-        "limit": str(limit),
-        "cursor": cursor,
-    }
-    return {k: v for k, v in params.items() if v is not None}
-
-
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
@@ -715,27 +704,3 @@ def _body_secrets(body: Mapping[str, Any]) -> list[str]:
     if isinstance(interaction, Mapping) and isinstance(interaction.get("token"), str):
         found.append(interaction["token"])
     return found
-
-
-_Item = TypeVar("_Item", covariant=True)
-
-
-class _Page(Protocol[_Item]):
-    @property
-    def items(self) -> Sequence[_Item]: ...
-
-    @property
-    def next_cursor(self) -> str | None: ...
-
-
-async def _every(fetch: Callable[[str | None], Awaitable[_Page[_Item]]]) -> AsyncIterator[_Item]:
-    """Every item of a paged listing, fetching the next page (by its cursor) as the caller
-    iterates."""
-    cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        for item in page.items:
-            yield item
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor

@@ -255,6 +255,7 @@ class Run(_Answer):
     timeout_seconds: int
     result_status: Status | None = None
     error: RunFailure | None = None
+    requester: Requester | None = None  # who may see it, as for a result
 
 
 class RunPage(_Answer):

@@ -163,6 +163,7 @@ class ResultFilter:
     requester_id: str | None = None
     since: float | None = None
     until: float | None = None
+    text: str | None = None  # in the workflow id or the URL, ASCII letters in either case
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +298,7 @@ class RunFilter:
     requester_id: str | None = None
     since: float | None = None
     until: float | None = None
+    text: str | None = None  # in the workflow id or the URL, ASCII letters in either case
 
 
 @dataclass(frozen=True, slots=True)

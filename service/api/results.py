@@ -26,6 +26,7 @@ from service.api.schemas import (
     ResultCreate,
     ResultPublic,
     ResultsPublic,
+    SearchText,
     Snowflake,
     public_from_record,
     summary_from_record,
@@ -127,6 +128,7 @@ async def list_results(
     caller: CallerDep,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     url: Annotated[str | None, Query(max_length=2048)] = None,
+    q: Annotated[SearchText | None, Query()] = None,
     requester_id: Annotated[Snowflake | None, Query()] = None,
     since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
@@ -137,6 +139,7 @@ async def list_results(
         status=status_,
         url=url,
         requester_id=requester_id,
+        text=q,
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
     )

@@ -16,6 +16,7 @@ from service.api.schemas import (
     RunCreate,
     RunPublic,
     RunsPublic,
+    SearchText,
     Snowflake,
     run_public,
 )
@@ -116,6 +117,7 @@ async def list_runs(
     caller: CallerDep,
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
     url: Annotated[str | None, Query(max_length=2048)] = None,
+    q: Annotated[SearchText | None, Query()] = None,
     requester_id: Annotated[Snowflake | None, Query()] = None,
     since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
@@ -126,6 +128,7 @@ async def list_runs(
         status=status_,
         url=url,
         requester_id=requester_id,
+        text=q,
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
     )

@@ -18,6 +18,7 @@ from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, pa
 from service.domain import (
     AttemptOutcome,
     DeliveredMessage,
+    Requester,
     ResultRecord,
     Route,
     RunRecord,
@@ -71,6 +72,16 @@ WorkflowId = Annotated[
     str, Field(min_length=1, max_length=WORKFLOW_ID_MAX_LENGTH, pattern=WORKFLOW_ID_PATTERN)
 ]
 DestinationName = Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]
+# A listing's ``q``: wildcards are literal (the store escapes them), NUL is refused up front.
+SearchText = Annotated[
+    Text,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Part of the workflow id or the URL, ASCII letters in either case; "
+        "% and _ are literal",
+    ),
+]
 
 
 def _input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -345,6 +356,9 @@ class RunPublic(BaseModel):
     timeout_seconds: int
     result_status: Status | None = Field(description="The status of the run's result, if any.")
     error: RunErrorPublic | None
+    requester: RequesterPublic | None = Field(
+        description="Who asked for the run: who may see it, as for its result."
+    )
 
 
 class RunsPublic(BaseModel):
@@ -413,6 +427,12 @@ def _maybe_utc(timestamp: float | None) -> datetime | None:
     return utc(timestamp) if timestamp is not None else None
 
 
+def _requester(req: Requester | None) -> RequesterPublic | None:
+    if req is None:
+        return None
+    return RequesterPublic(user_id=req.user_id, guild_id=req.guild_id, channel_id=req.channel_id)
+
+
 def _summary_fields(record: ResultRecord) -> dict[str, Any]:
     dest, inter, req = record.destination, record.interaction, record.requester
     return {
@@ -432,11 +452,7 @@ def _summary_fields(record: ResultRecord) -> dict[str, Any]:
         )
         if inter
         else None,
-        "requester": RequesterPublic(
-            user_id=req.user_id, guild_id=req.guild_id, channel_id=req.channel_id
-        )
-        if req
-        else None,
+        "requester": _requester(req),
         "created_at": utc(record.created_at),
         "updated_at": utc(record.updated_at),
         "delivered_at": _maybe_utc(record.delivered_at),
@@ -500,6 +516,7 @@ def run_public(run: RunRecord) -> RunPublic:
         progress_message=message,
         timeout_seconds=run.timeout_seconds,
         result_status=run.result_status,
+        requester=_requester(run.requester),
         error=RunErrorPublic(stage=run.error_stage, message=run.error_message or "")
         if run.error_stage is not None
         else None,

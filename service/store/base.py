@@ -576,12 +576,29 @@ def listing_filters(
         ("requester_id", filters.requester_id),
         ("since", filters.since),
         ("until", filters.until),
+        ("text", like_pattern(filters.text) if filters.text is not None else None),
     ):
         if value is not None:
             wanted.append((name, (value,)))
     if cursor is not None:
         wanted.append(("cursor", decode_cursor(cursor)))
     return wanted
+
+
+# The escape character of ``LIKE ... ESCAPE``: each backend's test names it too.
+LIKE_ESCAPE = "\\"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_LIKE_SPECIAL = str.maketrans({c: LIKE_ESCAPE + c for c in ("%", "_", LIKE_ESCAPE)})
+
+
+def like_pattern(text: str) -> str:
+    """The ``LIKE`` pattern matching ``text`` anywhere in a value whose ASCII letters were
+    lowered: its wildcards and escape character stand for themselves.
+
+    Only ASCII letters fold: SQLite's ``lower`` folds nothing else, and PostgreSQL's follows the
+    database's locale, so folding more would make the backends disagree. Workflow ids are ASCII;
+    a URL's other letters match as written."""
+    return "%" + text.translate(_ASCII_LOWER).translate(_LIKE_SPECIAL) + "%"
 
 
 def encode_cursor(created_at: float, row_id: int) -> str:

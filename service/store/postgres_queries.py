@@ -119,6 +119,11 @@ LIST_RESULTS_FILTERS: Final = {
     "requester_id": "r.requester_user_id = ${}",
     "since": "r.created_at >= ${}::float8",
     "until": "r.created_at < ${}::float8",
+    # lower() in the C collation folds ASCII letters only, as like_pattern expects
+    "text": (
+        "(lower(r.workflow_id COLLATE \"C\") LIKE ${0} ESCAPE '\\' "
+        "OR lower(r.url COLLATE \"C\") LIKE ${0} ESCAPE '\\')"
+    ),
     "cursor": "(r.created_at < ${0}::float8 OR (r.created_at = ${0}::float8 AND r.id < ${1}))",
 }
 LIST_RESULTS_ORDER: Final = " ORDER BY r.created_at DESC, r.id DESC LIMIT ${}"

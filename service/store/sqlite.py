@@ -863,15 +863,21 @@ def _reseal_batch(
     return len(rows), sum(conn.execute(update, c).rowcount for c in resealed(cipher, column, rows))
 
 
-# A listing's column tests, ``{c}`` the table's alias; ``?`` for each value.
+# A listing's column tests, ``{c}`` the table's alias, and which of its values each ``?`` takes.
 _LISTING_TESTS = {
-    "tenant": "{c}tenant = ?",
-    "status": "{c}status = ?",
-    "url": "{c}url = ?",
-    "requester_id": "{c}requester_user_id = ?",
-    "since": "{c}created_at >= ?",
-    "until": "{c}created_at < ?",
-    "cursor": "({c}created_at < ? OR ({c}created_at = ? AND {c}id < ?))",
+    "tenant": ("{c}tenant = ?", (0,)),
+    "status": ("{c}status = ?", (0,)),
+    "url": ("{c}url = ?", (0,)),
+    "requester_id": ("{c}requester_user_id = ?", (0,)),
+    "since": ("{c}created_at >= ?", (0,)),
+    "until": ("{c}created_at < ?", (0,)),
+    # SQLite's lower() folds ASCII letters only, as like_pattern expects
+    "text": (
+        "(lower({c}workflow_id) LIKE ? ESCAPE '\\' OR lower({c}url) LIKE ? ESCAPE '\\')",
+        (0, 0),
+    ),
+    # the cursor's time is compared twice: "earlier, or as early with a smaller id"
+    "cursor": ("({c}created_at < ? OR ({c}created_at = ? AND {c}id < ?))", (0, 0, 1)),
 }
 
 
@@ -887,9 +893,9 @@ def _listing(
     where: list[str] = []
     params: list[Any] = []
     for name, values in listing_filters(tenant, filters, cursor):
-        where.append(_LISTING_TESTS[name].format(c=alias))
-        # the cursor's time is compared twice: "earlier, or as early with a smaller id"
-        params.extend((values[0], *values) if name == "cursor" else values)
+        test, takes = _LISTING_TESTS[name]
+        where.append(test.format(c=alias))
+        params.extend(values[i] for i in takes)
     order = f"ORDER BY {alias}created_at DESC, {alias}id DESC LIMIT ?"
     return f"{select} WHERE {' AND '.join(where)} {order}", [*params, limit + 1]
 

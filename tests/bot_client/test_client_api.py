@@ -19,6 +19,7 @@ from bot_client import (
     RelayClient,
     RelayError,
     Requester,
+    RunCreate,
     ValidationError,
 )
 from service.delivery.worker import Worker
@@ -102,6 +103,40 @@ async def test_list_results_follows_cursors_across_pages(
     recent = [item.workflow_id async for item in relay.list_results(since=since, page_size=2)]
     assert recent == ["wf_other", "wf_6", "wf_5", "wf_4"]
     assert [i async for i in relay.list_results(status="orphaned")] == []
+
+
+async def test_q_finds_results_and_runs_by_a_piece_of_their_id_or_url(
+    relay: RelayClient, hook: EmulatedWebhook, clock: Clock
+) -> None:
+    # given results and runs whose ids and URLs differ by case and by an underscore
+    for workflow_id, url in (("Scan_1", "https://ci.example/a"), ("scan-2", "https://x/50%")):
+        await relay.submit_result(
+            workflow_id=workflow_id, results={}, url=url, destination=hook.url
+        )
+        await relay.start_run(
+            RunCreate(
+                workflow_id=f"run-{workflow_id}",
+                destination=Destination(webhook_url=hook.url),
+                requester=Requester(user_id=USER_ID),
+                url=url,
+            )
+        )
+        clock.advance(1)
+    # when listed with q, then both kinds match either field in either case, literally
+    assert [r.workflow_id async for r in relay.list_results(q="SCAN", page_size=1)] == [
+        "scan-2",
+        "Scan_1",
+    ]
+    assert [r.workflow_id for r in (await relay.list_page(q="n_")).items] == ["Scan_1"]
+    assert [r.workflow_id for r in (await relay.list_page(q="50%")).items] == ["scan-2"]
+    runs = [r async for r in relay.list_runs(q="CI.EXAMPLE")]
+    assert [r.workflow_id for r in runs] == ["run-Scan_1"]
+    assert runs[0].requester == Requester(user_id=USER_ID)
+    page = await relay.list_run_page(q="run-scan", limit=1)
+    assert [r.workflow_id for r in page.items] == ["run-scan-2"] and page.next_cursor
+    # and a q the service refuses is a validation error, not an empty list
+    with pytest.raises(ValidationError):
+        await relay.list_page(q="x" * 101)
 
 
 async def test_redeliver_sends_again_to_another_destination(

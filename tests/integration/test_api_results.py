@@ -138,6 +138,32 @@ async def test_list_filters(client: httpx.AsyncClient, clock: Clock) -> None:
     assert await ids(since=_iso(start), until=_iso(start + 61)) == ["b", "a"]
 
 
+async def test_list_q_finds_a_literal_piece_of_the_id_or_url(client: httpx.AsyncClient) -> None:
+    # given results whose ids and URLs differ by case and by LIKE's wildcards
+    for workflow_id, url in (
+        ("Nightly_1", "https://ci.example/job?load=50%"),
+        ("nightly-2", "https://ci.example/job?load=500"),
+        ("weekly", "https://CI.example/other"),
+    ):
+        body = submission(workflow_id, url=url)
+        assert (await client.post("/v1/results", json=body, headers=ACME)).status_code == 202
+
+    async def ids(q: str, **params: str) -> list[str]:
+        response = await client.get("/v1/results", params={"q": q, **params}, headers=ACME)
+        assert response.status_code == 200, response.text
+        return [item["workflow_id"] for item in response.json()["items"]]
+
+    # then q matches either field in either case, its % and _ literally
+    assert await ids("NIGHTLY") == ["nightly-2", "Nightly_1"]
+    assert await ids("ci.example/") == ["weekly", "nightly-2", "Nightly_1"]
+    assert await ids("50%") == ["Nightly_1"]
+    assert await ids("y_") == ["Nightly_1"]
+    assert await ids("nightly", limit="1") == ["nightly-2"]
+    # and another tenant's results stay out of it
+    other = await client.get("/v1/results", params={"q": "nightly"}, headers=OTHER)
+    assert other.json()["items"] == []
+
+
 async def test_bad_list_queries_are_422(client: httpx.AsyncClient) -> None:
     for params, code in (
         ({"status": "lost"}, "invalid_query"),
@@ -145,6 +171,9 @@ async def test_bad_list_queries_are_422(client: httpx.AsyncClient) -> None:
         ({"limit": "1000"}, "invalid_query"),
         ({"since": "yesterday"}, "invalid_query"),
         ({"requester_id": "12"}, "invalid_snowflake"),
+        ({"q": ""}, "invalid_query"),
+        ({"q": "x" * 101}, "invalid_query"),
+        ({"q": "a\x00b"}, "unstorable_text"),
     ):
         response = await client.get("/v1/results", params=params, headers=ACME)
         assert response.status_code == 422, params

@@ -299,6 +299,37 @@ async def test_start_is_idempotent_and_scoped_to_the_tenant(
     assert [r["workflow_id"] for r in listed["items"]] == ["run_8"]
 
 
+async def test_runs_list_q_finds_a_literal_piece_of_the_id_or_url(
+    client: httpx.AsyncClient, emulator: DiscordEmulator
+) -> None:
+    # given runs whose ids differ by case and by an underscore
+    hook = emulator.create_webhook()
+    for workflow_id, url in (("Scan_1", "https://ci.example/a"), ("scan-2", None)):
+        body = run_body(workflow_id, destination={"webhook_url": hook.url})
+        if url is None:
+            del body["url"]
+        else:
+            body["url"] = url
+        assert (await client.post("/v1/runs", json=body, headers=ACME)).status_code == 201
+
+    async def ids(q: str) -> list[str]:
+        response = await client.get("/v1/runs", params={"q": q}, headers=ACME)
+        assert response.status_code == 200, response.text
+        return [r["workflow_id"] for r in response.json()["items"]]
+
+    # then q matches either field in either case, its _ literally
+    assert await ids("SCAN") == ["scan-2", "Scan_1"]
+    assert await ids("n_") == ["Scan_1"]
+    assert await ids("CI.EXAMPLE") == ["Scan_1"]
+    # and each run says who asked for it, as a result does
+    listed = (await client.get("/v1/runs", headers=ACME)).json()["items"]
+    assert [r["requester"] for r in listed] == [
+        {"user_id": USER_ID, "guild_id": None, "channel_id": None}
+    ] * 2
+    refused = await client.get("/v1/runs", params={"q": "x" * 101}, headers=ACME)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_query")
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [

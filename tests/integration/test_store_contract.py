@@ -510,6 +510,52 @@ async def test_list_filters_and_cursor(store: Store) -> None:
     assert [r.workflow_id for r in ranged.items] == ["wf2", "wf1"]
 
 
+async def test_list_text_is_a_literal_substring_of_the_id_or_url(store: Store) -> None:
+    # given results whose ids and URLs hold LIKE's wildcards, its escape and non-ASCII letters
+    for i, (workflow_id, url) in enumerate(
+        (
+            ("Nightly-Build", None),
+            ("wf_1", "https://ci.example/run?load=50%"),
+            ("wf-2", "https://ci.example/run?load=500"),
+            ("wfx3", "C:\\runs\\Étape"),
+            ("other", "https://CI.example/ÉTAPE"),
+        )
+    ):
+        await store.accept(new(workflow_id, url=url), now=T0 + i)
+
+    async def ids(text: str, **kw: object) -> list[str]:
+        filters = ResultFilter(text=text, **kw)  # type: ignore[arg-type]
+        page = await store.list_results("acme", filters, limit=10, cursor=None)
+        return [r.workflow_id for r in page.items]
+
+    # then each backend finds the same rows, newest first
+    for text, expected in (
+        ("nightly", ["Nightly-Build"]),  # either case, in the id
+        ("BUILD", ["Nightly-Build"]),
+        ("ci.example", ["other", "wf-2", "wf_1"]),  # either case, in the URL
+        ("50%", ["wf_1"]),  # % is a percent sign, not "anything"
+        ("%", ["wf_1"]),
+        ("wf_", ["wf_1"]),  # _ is an underscore, not "any one character"
+        ("_", ["wf_1"]),
+        ("\\runs", ["wfx3"]),  # the escape character stands for itself
+        ("\\", ["wfx3"]),
+        ("Étape", ["other", "wfx3"]),  # only ASCII letters fold: É matches as written
+        ("étape", []),
+        ("no such thing", []),
+    ):
+        assert await ids(text) == expected, text
+    # and the text narrows the other filters' rows, and pages like any listing
+    assert await ids("ci.example", since=T0 + 2) == ["other", "wf-2"]
+    first = await store.list_results("acme", ResultFilter(text="WF"), limit=2, cursor=None)
+    assert [r.workflow_id for r in first.items] == ["wfx3", "wf-2"]
+    rest = await store.list_results(
+        "acme", ResultFilter(text="WF"), limit=2, cursor=first.next_cursor
+    )
+    assert [r.workflow_id for r in rest.items] == ["wf_1"] and rest.next_cursor is None
+    other = await store.list_results("other", ResultFilter(text="wf"), limit=5, cursor=None)
+    assert other.items == ()
+
+
 async def test_destinations_belong_to_a_tenant(store: Store) -> None:
     named = replace(HOOK, name="ops", thread_id=THREAD_ID)
     assert await store.put_destination("acme", named, now=T0)
@@ -852,6 +898,31 @@ async def test_list_runs_filters_and_pages(store: Store) -> None:
     by_url = await store.list_runs("acme", RunFilter(url="u0"), limit=5, cursor=None)
     assert sorted(r.workflow_id for r in by_url.items) == ["run-l0", "run-l2"]
     assert (await store.list_runs("other", RunFilter(), limit=5, cursor=None)).items == ()
+
+
+async def test_list_runs_text_is_a_literal_substring_of_the_id_or_url(store: Store) -> None:
+    # given runs with an underscore and a percent sign in their ids and URLs
+    await store.start_run(new_run("Scan_A", url=None), now=T0)
+    await store.start_run(new_run("scan-b", url="https://ci.example/b?at=100%"), now=T0 + 1)
+    await store.start_run(new_run("scanXc", url="https://ci.example/c?at=1000"), now=T0 + 2)
+    await store.finish_run("acme", "scan-b", error=None, now=T0 + 3)
+
+    async def ids(text: str, **kw: object) -> list[str]:
+        filters = RunFilter(text=text, **kw)  # type: ignore[arg-type]
+        return [
+            r.workflow_id
+            for r in (await store.list_runs("acme", filters, limit=5, cursor=None)).items
+        ]
+
+    # then the same rules as for results hold
+    assert await ids("SCAN") == ["scanXc", "scan-b", "Scan_A"]
+    assert await ids("scan_") == ["Scan_A"]
+    assert await ids("100%") == ["scan-b"]
+    assert await ids("CI.EXAMPLE/C") == ["scanXc"]
+    assert await ids("scan", status=RunStatus.FINISHED) == ["scan-b"]
+    assert (
+        await store.list_runs("other", RunFilter(text="scan"), limit=5, cursor=None)
+    ).items == ()
 
 
 async def test_purge_removes_old_settled_runs_only(store: Store) -> None:
