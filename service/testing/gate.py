@@ -202,8 +202,12 @@ class Gate:
 
     async def _admit_bot(self, call: BotCall, handler: BotHandler) -> Response:
         match = _BOT_AUTH.match(call.request.headers.get("authorization", ""))
-        bot = self._state.bot_for_token(match.group(1)) if match else None
+        token = match.group(1) if match else ""
+        key = ("bot", _digest(token))
+        self._counters.touch_target(key)
+        bot = self._state.bot_for_token(token) if match else None
         if bot is None:
+            self._counters.mark_dead(key, 401)
             raise unauthorized()
         call.bot_id = bot.id
         verdict = self._limiter.acquire_bot(

@@ -62,6 +62,7 @@ async def test_bot_routes_without_a_valid_bot_token_answer_401(
         assert response.status_code == 401
         assert response.json() == UNAUTHORIZED
     assert emulator.counters.unauthorized == 4
+    assert emulator.counters.requests_after_401 == 3  # the same bad credentials, again
     assert emulator.channel_messages(channel.id) == []
 
 
