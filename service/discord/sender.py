@@ -92,36 +92,34 @@ class Sender:
                 f"{self._base}/webhooks/{webhook_id}/{token}", timeout=CHECK_TIMEOUT
             )
         except httpx.HTTPError as exc:
-            return _failed(exc, started)
-        return _outcome(response, started)
+            return failed(exc, started)
+        return outcome_of(response, started)
 
     async def _send(self, method: str, url: str, part: Part, params: dict[str, str]) -> SendOutcome:
         started = time.perf_counter()
         try:
-            if part.files:
-                files = [
-                    (f"files[{i}]", (f.filename, f.content, f.content_type))
-                    for i, f in enumerate(part.files)
-                ]
-                response = await self._client.request(
-                    method,
-                    url,
-                    params=params,
-                    data={"payload_json": json.dumps(part.payload, ensure_ascii=False)},
-                    files=files,
-                )
-            else:
-                response = await self._client.request(method, url, params=params, json=part.payload)
+            response = await self._client.request(method, url, params=params, **part_body(part))
         except httpx.HTTPError as exc:
-            return _failed(exc, started)
-        return _outcome(response, started)
+            return failed(exc, started)
+        return outcome_of(response, started)
+
+
+def part_body(part: Part) -> dict[str, Any]:
+    """The request body of a part, as httpx takes it: JSON, or with files ``multipart/form-data``
+    (``payload_json`` and ``files[n]``)."""
+    if not part.files:
+        return {"json": part.payload}
+    files = [
+        (f"files[{i}]", (f.filename, f.content, f.content_type)) for i, f in enumerate(part.files)
+    ]
+    return {"data": {"payload_json": json.dumps(part.payload, ensure_ascii=False)}, "files": files}
 
 
 def _elapsed(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
+def failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
     return SendOutcome(
         disposition=classify_transport(exc),
         duration_ms=_elapsed(started),
@@ -129,7 +127,7 @@ def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
     )
 
 
-def _outcome(response: httpx.Response, started: float) -> SendOutcome:
+def outcome_of(response: httpx.Response, started: float) -> SendOutcome:
     try:
         body: Any = response.json()
     except ValueError:
