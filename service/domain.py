@@ -16,6 +16,8 @@ class Status(StrEnum):
 class Route(StrEnum):
     WEBHOOK = "webhook"
     INTERACTION = "interaction"
+    CHANNEL = "channel"
+    DM = "dm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,9 @@ class ResultRecord:
     # since the last (re)delivery.
     attempts_made: int = 0
     error: tuple[str, str] | None = None  # a failed run's (stage, message): rendered as an error
+    # How many times the result was queued again (redeliver): each round posts anew, so a bot
+    # message's nonce names its round.
+    delivery_round: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,7 @@ class AttemptOutcome(StrEnum):
     RETRY = "retry"  # a transient failure: tried again later
     AMBIGUOUS = "ambiguous"  # no answer (or a crash) after sending: it may have been posted
     GAVE_UP = "gave_up"  # a failure with no attempt or time left: the result is orphaned
+    RECONCILED = "reconciled"  # an unanswered part was found posted in the channel: not resent
 
 
 @dataclass(frozen=True, slots=True)

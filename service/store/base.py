@@ -307,6 +307,15 @@ class Store(ABC):
         """Why this webhook is dead for this token, or ``None`` while it is not."""
 
     @abstractmethod
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        """Remember the channel Discord says this webhook posts in (a webhook can be moved: the
+        latest word wins). Where an unanswered part is looked for."""
+
+    @abstractmethod
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        """The channel this webhook was last seen posting in, or ``None`` while unknown."""
+
+    @abstractmethod
     async def count_pending(self) -> tuple[int, float | None]:
         """How many results are pending, and the creation time of the oldest."""
 
@@ -671,6 +680,7 @@ def record_from_row(
         body_hash=row["body_hash"],
         in_flight=in_flight,
         attempts_made=attempts_made,
+        delivery_round=row["delivery_round"],
         error=(row["error_stage"], row["error_message"])
         if row["error_stage"] is not None
         else None,
@@ -705,6 +715,7 @@ def accepted_record(
         "in_flight_part": None,
         "in_flight_route": None,
         "in_flight_at": None,
+        "delivery_round": 0,
     }
     return record_from_row(row, (), cipher)
 

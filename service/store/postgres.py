@@ -553,6 +553,17 @@ class PostgresStore(Store):
         )
         return str(reason) if reason is not None else None
 
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        await self._execute(
+            "record the webhook's channel", q.LEARN_WEBHOOK_CHANNEL, webhook_id, channel_id, now
+        )
+
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        channel = await self._fetchval(
+            "read the webhook's channel", q.WEBHOOK_CHANNEL, webhook_id
+        )
+        return str(channel) if channel is not None else None
+
     async def count_pending(self) -> tuple[int, float | None]:
         row = await self._fetchrow("count pending results", q.COUNT_PENDING)
         oldest = row[1]

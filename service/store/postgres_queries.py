@@ -316,6 +316,7 @@ DELETE_MESSAGES: Final = "DELETE FROM messages WHERE result_id = $1"
 REQUEUE: Final = f"""
 UPDATE results SET status = 'pending', next_attempt_at = $2::float8, attempts = 0,
     orphan_reason = NULL, delivered_at = NULL, updated_at = $2::float8,
+    delivery_round = delivery_round + 1,
     destination_name = $3, webhook_id = $4, webhook_token = $5, webhook_token_hash = $6,
     thread_id = $7, lane = $8, {_NOT_IN_FLIGHT}
 WHERE id = $1
@@ -345,6 +346,16 @@ WHERE webhook_id = $1 AND webhook_token_hash = $2 AND status = 'pending'
 REVIVE_WEBHOOK: Final = "DELETE FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"
 # $1 webhook_id, $2 token_hash
 DEAD_REASON: Final = "SELECT reason FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"
+
+# $1 webhook_id, $2 channel_id, $3 now
+LEARN_WEBHOOK_CHANNEL: Final = """
+INSERT INTO webhook_channels (webhook_id, channel_id, learned_at) VALUES ($1, $2, $3::float8)
+ON CONFLICT (webhook_id) DO UPDATE SET channel_id = excluded.channel_id,
+    learned_at = excluded.learned_at
+WHERE webhook_channels.channel_id IS DISTINCT FROM excluded.channel_id
+"""
+# $1 webhook_id
+WEBHOOK_CHANNEL: Final = "SELECT channel_id FROM webhook_channels WHERE webhook_id = $1"
 
 COUNT_PENDING: Final = "SELECT count(*), min(created_at) FROM results WHERE status = 'pending'"
 

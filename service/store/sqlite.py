@@ -493,6 +493,7 @@ class SQLiteStore(Store):
             conn.execute(
                 "UPDATE results SET status = 'pending', next_attempt_at = :now, attempts = 0, "
                 "orphan_reason = NULL, delivered_at = NULL, updated_at = :now, "
+                "delivery_round = delivery_round + 1, "
                 "destination_name = :destination_name, webhook_id = :webhook_id, "
                 "webhook_token = :webhook_token, webhook_token_hash = :webhook_token_hash, "
                 f"thread_id = :thread_id, lane = :lane, {_NOT_IN_FLIGHT} "
@@ -543,6 +544,26 @@ class SQLiteStore(Store):
 
     async def dead_reason(self, webhook_id: str, token: str) -> str | None:
         return await self._read(lambda conn: _dead_reason(conn, webhook_id, token_hash(token)))
+
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO webhook_channels (webhook_id, channel_id, learned_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (webhook_id) DO UPDATE SET "
+                "channel_id = excluded.channel_id, learned_at = excluded.learned_at "
+                "WHERE webhook_channels.channel_id IS NOT excluded.channel_id",
+                (webhook_id, channel_id, now),
+            )
+        )
+
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT channel_id FROM webhook_channels WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+            return str(row[0]) if row is not None else None
+
+        return await self._read(read)
 
     async def count_pending(self) -> tuple[int, float | None]:
         def read(conn: sqlite3.Connection) -> tuple[int, float | None]:
