@@ -92,8 +92,8 @@ class Sender:
                 f"{self._base}/webhooks/{webhook_id}/{token}", timeout=CHECK_TIMEOUT
             )
         except httpx.HTTPError as exc:
-            return _failed(exc, started)
-        return _outcome(response, started)
+            return failed_outcome(exc, started)
+        return answer_outcome(response, started)
 
     async def _send(self, method: str, url: str, part: Part, params: dict[str, str]) -> SendOutcome:
         started = time.perf_counter()
@@ -113,15 +113,16 @@ class Sender:
             else:
                 response = await self._client.request(method, url, params=params, json=part.payload)
         except httpx.HTTPError as exc:
-            return _failed(exc, started)
-        return _outcome(response, started)
+            return failed_outcome(exc, started)
+        return answer_outcome(response, started)
 
 
 def _elapsed(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
+def failed_outcome(exc: httpx.HTTPError, started: float) -> SendOutcome:
+    """A request that got no answer (``started``: its ``time.perf_counter()``)."""
     return SendOutcome(
         disposition=classify_transport(exc),
         duration_ms=_elapsed(started),
@@ -129,7 +130,9 @@ def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
     )
 
 
-def _outcome(response: httpx.Response, started: float) -> SendOutcome:
+def answer_outcome(response: httpx.Response, started: float) -> SendOutcome:
+    """Discord's answer as an outcome (``started``: the request's ``time.perf_counter()``);
+    the error names the status, code and Discord's message, never the URL."""
     try:
         body: Any = response.json()
     except ValueError:
