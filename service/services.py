@@ -22,6 +22,7 @@ from service.auth import Authenticator
 from service.clock import DatabaseClock
 from service.config import Settings
 from service.delivery.worker import Worker
+from service.discord.bot_sender import BotSender
 from service.discord.sender import Sender, make_discord_client
 from service.errors import StoreError
 from service.keyfile import cipher_from_settings
@@ -44,6 +45,7 @@ class Services:
     metrics: Metrics
     clock: DatabaseClock
     sender: Sender
+    bot_sender: BotSender
     client: httpx.AsyncClient
     worker: Worker | None = None
     worker_expected: bool = False  # readiness requires it only when it runs in this process
@@ -135,6 +137,7 @@ def build_services(
         metrics=metrics,
         clock=fleet_clock,
         sender=sender,
+        bot_sender=BotSender(client, api_base=settings.discord_api_base),
         client=client,
         worker=delivery,
     )

@@ -92,16 +92,16 @@ class Sender:
                 f"{self._base}/webhooks/{webhook_id}/{token}", timeout=CHECK_TIMEOUT
             )
         except httpx.HTTPError as exc:
-            return failed(exc, started)
-        return outcome_of(response, started)
+            return failed_outcome(exc, started)
+        return answer_outcome(response, started)
 
     async def _send(self, method: str, url: str, part: Part, params: dict[str, str]) -> SendOutcome:
         started = time.perf_counter()
         try:
             response = await self._client.request(method, url, params=params, **part_body(part))
         except httpx.HTTPError as exc:
-            return failed(exc, started)
-        return outcome_of(response, started)
+            return failed_outcome(exc, started)
+        return answer_outcome(response, started)
 
 
 def part_body(part: Part) -> dict[str, Any]:
@@ -119,7 +119,8 @@ def _elapsed(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
+def failed_outcome(exc: httpx.HTTPError, started: float) -> SendOutcome:
+    """A request that got no answer (``started``: its ``time.perf_counter()``)."""
     return SendOutcome(
         disposition=classify_transport(exc),
         duration_ms=_elapsed(started),
@@ -127,7 +128,9 @@ def failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
     )
 
 
-def outcome_of(response: httpx.Response, started: float) -> SendOutcome:
+def answer_outcome(response: httpx.Response, started: float) -> SendOutcome:
+    """Discord's answer as an outcome (``started``: the request's ``time.perf_counter()``);
+    the error names the status, code and Discord's message, never the URL."""
     try:
         body: Any = response.json()
     except ValueError:

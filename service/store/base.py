@@ -27,6 +27,7 @@ from service.domain import (
     ApiKey,
     Attempt,
     AttemptOutcome,
+    BotConfig,
     DeliveredMessage,
     Destination,
     InFlight,
@@ -77,12 +78,14 @@ RESULT_INTERACTION_TOKEN = SealedColumn("results", ("id",), "interaction_token")
 DESTINATION_WEBHOOK_TOKEN = SealedColumn("destinations", ("tenant", "name"), "webhook_token")
 RUN_WEBHOOK_TOKEN = SealedColumn("runs", ("id",), "webhook_token")
 RUN_INTERACTION_TOKEN = SealedColumn("runs", ("id",), "interaction_token")
+BOT_TOKEN = SealedColumn("bots", ("tenant",), "token")
 SEALED_COLUMNS = (
     RESULT_WEBHOOK_TOKEN,
     RESULT_INTERACTION_TOKEN,
     DESTINATION_WEBHOOK_TOKEN,
     RUN_WEBHOOK_TOKEN,
     RUN_INTERACTION_TOKEN,
+    BOT_TOKEN,
 )
 # The statuses of a run whose conversation is over (retention may remove them).
 SETTLED_RUN_STATUSES = ("finished", "failed", "abandoned")
@@ -195,6 +198,24 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_destination(self, tenant: str, name: str) -> bool: ...
+
+    # -- the tenants' bots ---------------------------------------------------------------------
+    @abstractmethod
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        """Create or replace the bot of ``config.tenant`` (one per tenant), its token sealed."""
+
+    @abstractmethod
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        """The tenant's bot, whether set through the API or by ``RELAY_BOT_TOKENS`` (which
+        start-up writes here, see ``service.bots``)."""
+
+    @abstractmethod
+    async def list_bots(self) -> list[BotConfig]:
+        """Every tenant's bot, by tenant."""
+
+    @abstractmethod
+    async def delete_bot(self, tenant: str) -> bool:
+        """Forget the tenant's bot; False when it had none."""
 
     # -- API keys -----------------------------------------------------------------------------
     @abstractmethod
@@ -520,6 +541,30 @@ def api_key_from_row(row: Row) -> ApiKey:
     )
 
 
+def bot_params(config: BotConfig, cipher: TokenCipher, *, now: float) -> dict[str, Any]:
+    """A ``bots`` row as ``put_bot`` writes it, the token sealed."""
+    return {
+        "tenant": config.tenant,
+        "bot_id": config.bot_id,
+        "username": config.username,
+        "token": _seal(cipher, BOT_TOKEN, config.token),
+        "dm_fallback": config.dm_fallback,
+        "source": config.source,
+        "now": now,
+    }
+
+
+def bot_from_row(row: Row, cipher: TokenCipher) -> BotConfig:
+    return BotConfig(
+        tenant=row["tenant"],
+        bot_id=row["bot_id"],
+        username=row["username"],
+        token=cipher.decrypt(row["token"], column=BOT_TOKEN.name),
+        dm_fallback=bool(row["dm_fallback"]),
+        source=row["source"],
+    )
+
+
 def destination_from_row(row: Row, cipher: TokenCipher) -> Destination:
     """A ``destinations`` row (named; ``results`` rows go through :func:`record_from_row`)."""
     return Destination(
@@ -684,6 +729,9 @@ def record_from_row(
         error=(row["error_stage"], row["error_message"])
         if row["error_stage"] is not None
         else None,
+        channel_id=row["channel_id"],
+        # SQLite keeps booleans as 0 and 1
+        dm_fallback=bool(row["dm_fallback"]) if row["dm_fallback"] is not None else None,
     )
 
 
@@ -738,6 +786,8 @@ def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
         "lane": new.lane,
         "error_stage": new.error[0] if new.error else None,
         "error_message": new.error[1] if new.error else None,
+        "channel_id": new.channel_id,
+        "dm_fallback": new.dm_fallback,
     }
 
 

@@ -25,6 +25,7 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    BotConfig,
     DeliveredMessage,
     Destination,
     NewResult,
@@ -53,6 +54,8 @@ from service.store.base import (
     accepted_record,
     api_key_from_row,
     attempt_from_row,
+    bot_from_row,
+    bot_params,
     check_destination_alive,
     check_key_ids,
     check_same_body,
@@ -396,6 +399,23 @@ class PostgresStore(Store):
 
     async def delete_destination(self, tenant: str, name: str) -> bool:
         return await self._execute("delete the destination", q.DELETE_DESTINATION, tenant, name) > 0
+
+    # -- the tenants' bots ---------------------------------------------------------------------
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        params = bot_params(config, self._cipher, now=now)
+        await self._execute("store the bot", q.PUT_BOT, *(params[n] for n in q.PUT_BOT_PARAMS))
+
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        row = await self._fetchrow("read the bot", q.GET_BOT, tenant)
+        return bot_from_row(row, self._cipher) if row is not None else None
+
+    async def list_bots(self) -> list[BotConfig]:
+        return [
+            bot_from_row(row, self._cipher) for row in await self._fetch("list bots", q.LIST_BOTS)
+        ]
+
+    async def delete_bot(self, tenant: str) -> bool:
+        return await self._execute("delete the bot", q.DELETE_BOT, tenant) > 0
 
     # -- API keys -----------------------------------------------------------------------------
     async def add_api_key(self, key: ApiKey, *, key_hash: str) -> None:

@@ -53,18 +53,18 @@ ACCEPT_COLUMNS: Final = (
     "lane",
     "error_stage",
     "error_message",
+    "channel_id",
+    "dm_fallback",
 )
 _N = len(ACCEPT_COLUMNS)
 _LANE = ACCEPT_COLUMNS.index("lane") + 1
 _WEBHOOK_ID = ACCEPT_COLUMNS.index("webhook_id") + 1
 _TOKEN_HASH = ACCEPT_COLUMNS.index("webhook_token_hash") + 1
 _NOW = _N + 1
-_VALUES = ", ".join(
-    f"${i}::json" if name in ("results", "message") else f"${i}"
-    for i, name in enumerate(ACCEPT_COLUMNS, start=1)
-)
+_CASTS = {"results": "::json", "message": "::json", "dm_fallback": "::boolean"}
+_VALUES = ", ".join(f"${i}{_CASTS.get(name, '')}" for i, name in enumerate(ACCEPT_COLUMNS, start=1))
 
-# $1..$21 ACCEPT_COLUMNS, $22 now, $23 wake. One statement, one round trip: enter the webhook
+# $1..$23 ACCEPT_COLUMNS, $24 now, $25 wake. One statement, one round trip: enter the webhook
 # (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
 # row comes back and the caller reads the existing one), and (wake) announce the new result to
 # the fleet if it is pending, delivered on commit.
@@ -150,6 +150,22 @@ GET_DESTINATION: Final = "SELECT * FROM destinations WHERE tenant = $1 AND name 
 LIST_DESTINATIONS: Final = "SELECT * FROM destinations WHERE tenant = $1 ORDER BY name"
 # $1 tenant, $2 name
 DELETE_DESTINATION: Final = "DELETE FROM destinations WHERE tenant = $1 AND name = $2"
+
+# -- the tenants' bots ---------------------------------------------------------------------------
+# The parameters of PUT_BOT, by name as ``base.bot_params`` gives them.
+PUT_BOT_PARAMS: Final = ("tenant", "bot_id", "username", "token", "dm_fallback", "source", "now")
+PUT_BOT: Final = """
+INSERT INTO bots (tenant, bot_id, username, token, dm_fallback, source, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::boolean, $6, $7::float8, $7::float8)
+ON CONFLICT (tenant) DO UPDATE SET bot_id = excluded.bot_id, username = excluded.username,
+    token = excluded.token, dm_fallback = excluded.dm_fallback, source = excluded.source,
+    updated_at = excluded.updated_at
+"""
+# $1 tenant
+GET_BOT: Final = "SELECT * FROM bots WHERE tenant = $1"
+LIST_BOTS: Final = "SELECT * FROM bots ORDER BY tenant"
+# $1 tenant
+DELETE_BOT: Final = "DELETE FROM bots WHERE tenant = $1"
 
 # $1 key_id, $2 tenant, $3 key_hash, $4 label, $5 created_at
 ADD_API_KEY: Final = (

@@ -17,6 +17,7 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    BotConfig,
     DeliveredMessage,
     Destination,
     NewResult,
@@ -44,6 +45,8 @@ from service.store.base import (
     accepted_record,
     api_key_from_row,
     attempt_from_row,
+    bot_from_row,
+    bot_params,
     check_destination_alive,
     check_key_ids,
     check_same_body,
@@ -279,6 +282,41 @@ class SQLiteStore(Store):
                 ).rowcount
                 > 0
             )
+        )
+
+    # -- the tenants' bots ---------------------------------------------------------------------
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        params = bot_params(config, self._cipher, now=now)
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO bots (tenant, bot_id, username, token, dm_fallback, source, "
+                "created_at, updated_at) VALUES (:tenant, :bot_id, :username, :token, "
+                ":dm_fallback, :source, :now, :now) ON CONFLICT (tenant) DO UPDATE SET "
+                "bot_id = excluded.bot_id, username = excluded.username, token = excluded.token, "
+                "dm_fallback = excluded.dm_fallback, source = excluded.source, "
+                "updated_at = excluded.updated_at",
+                params,
+            )
+        )
+
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        def read(conn: sqlite3.Connection) -> BotConfig | None:
+            row = conn.execute("SELECT * FROM bots WHERE tenant = ?", (tenant,)).fetchone()
+            return bot_from_row(row, self._cipher) if row is not None else None
+
+        return await self._read(read)
+
+    async def list_bots(self) -> list[BotConfig]:
+        return await self._read(
+            lambda conn: [
+                bot_from_row(row, self._cipher)
+                for row in conn.execute("SELECT * FROM bots ORDER BY tenant")
+            ]
+        )
+
+    async def delete_bot(self, tenant: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM bots WHERE tenant = ?", (tenant,)).rowcount > 0
         )
 
     # -- API keys -----------------------------------------------------------------------------

@@ -22,12 +22,12 @@ from service.app import create_app
 from service.config import Settings, load_settings
 from service.crypto import CipherError, TokenCipher, decode_key, generate_key
 from service.delivery.worker import Worker
-from service.domain import Destination, Interaction, NewResult
+from service.domain import BotConfig, Destination, Interaction, NewResult
 from service.store import Store
 from service.testing import DiscordEmulator, EmulatedInteraction, EmulatedWebhook
 from tests.conftest import Clock
 from tests.postgres import fresh_postgres_database
-from tests.support import ACME, API_KEYS, CIPHER, SECRET_KEY, submission
+from tests.support import ACME, API_KEYS, BOT_ID, BOT_TOKEN, CIPHER, SECRET_KEY, submission
 
 from .test_delivery import fetch, submit, to
 
@@ -226,6 +226,8 @@ async def test_rotation_seals_every_token_under_the_new_key_in_batches_once(
         await store.accept(_new(f"wf{n}", hook), now=1.0)
     named = Destination(webhook_id=hook.webhook_id, webhook_token=hook.webhook_token, name="ops")
     await store.put_destination("acme", named, now=1.0)
+    # and a bot token
+    await store.put_bot(BotConfig("acme", BOT_ID, "relay-bot", BOT_TOKEN), now=1.0)
     # and a restart with a new key, the old one kept as the previous (the store's cipher is
     # swapped in place: the same open store stands for the restarted process)
     new_key = decode_key(generate_key())
@@ -235,9 +237,9 @@ async def test_rotation_seals_every_token_under_the_new_key_in_batches_once(
     changed = await store.reseal_tokens(every_key=True, batch_size=2)
     again = await store.reseal_tokens(every_key=True, batch_size=2)
 
-    # Then it changed each stored token once (5 webhook + 5 interaction + 1 destination) and
-    # nothing the second time
-    assert (changed, again) == (11, 0)
+    # Then it changed each stored token once (5 webhook + 5 interaction + 1 destination + 1
+    # bot) and nothing the second time
+    assert (changed, again) == (12, 0)
     # And every token opens with the new key alone
     store._cipher = TokenCipher(new_key)  # type: ignore[attr-defined]
     record = await store.get_result("acme", "wf3")
@@ -246,6 +248,8 @@ async def test_rotation_seals_every_token_under_the_new_key_in_batches_once(
     assert record.interaction is not None and record.interaction.token == ITOKEN
     destination = await store.get_destination("acme", "ops")
     assert destination is not None and destination.webhook_token == hook.webhook_token
+    bot = await store.get_bot("acme")
+    assert bot is not None and bot.token == BOT_TOKEN
     # And no longer with the old one
     store._cipher = CIPHER  # type: ignore[attr-defined]
     with pytest.raises(CipherError, match="neither RELAY_SECRET_KEY"):
