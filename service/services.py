@@ -124,9 +124,17 @@ def build_services(
     fleet_clock = DatabaseClock(clock)
     client = make_discord_client(discord_transport)
     sender = Sender(client, api_base=settings.discord_api_base)
+    bot_sender = BotSender(client, api_base=settings.discord_api_base)
     run_worker = settings.worker_enabled if worker is None else worker
     delivery = (
-        Worker(store=store, sender=sender, settings=settings, metrics=metrics, clock=fleet_clock)
+        Worker(
+            store=store,
+            sender=sender,
+            bot_sender=bot_sender,
+            settings=settings,
+            metrics=metrics,
+            clock=fleet_clock,
+        )
         if run_worker
         else None
     )
@@ -137,7 +145,7 @@ def build_services(
         metrics=metrics,
         clock=fleet_clock,
         sender=sender,
-        bot_sender=BotSender(client, api_base=settings.discord_api_base),
+        bot_sender=bot_sender,
         client=client,
         worker=delivery,
     )

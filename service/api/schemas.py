@@ -357,11 +357,14 @@ class AttemptPublic(BaseModel):
     part: int
     route: Route
     outcome: AttemptOutcome = Field(
-        description="delivered; rate_limited (429, sent again); fallback (the interaction was "
-        "refused, the webhook took over); dead_webhook (the webhook is gone for this token); "
-        "refused (Discord will not take the payload); retry (a transient failure); ambiguous "
-        "(sent without an answer, or cut short by a crash: it may have been posted); gave_up "
-        "(a failure with no attempt or time left)."
+        description="delivered; rate_limited (429, sent again); fallback (this route was "
+        "refused for good: an expired interaction, or a target that is not reachable such as "
+        "missing access or closed DMs; the next route took over); dead_webhook (the webhook is "
+        "gone for this token); refused (Discord will not take the payload, or the bot token); "
+        "retry (a transient failure); ambiguous (sent without an answer, or cut short by a "
+        "crash: it may have been posted); gave_up (a failure with no attempt or time left); "
+        "reconciled (an unanswered webhook part was found posted in the channel by the bot, "
+        "and not sent again)."
     )
     http_status: int | None
     discord_code: int | None

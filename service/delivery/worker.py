@@ -50,7 +50,6 @@ from service.delivery.decide import (
     decide,
     interrupted,
 )
-from service.delivery.retry import RetryPolicy
 from service.delivery.reconcile import (
     MAX_PAGES,
     find_marked,
@@ -58,6 +57,7 @@ from service.delivery.reconcile import (
     search_after,
     unanswered_since,
 )
+from service.delivery.retry import RetryPolicy
 from service.delivery.routing import (
     BOT_ROUTES,
     bot_channel,
@@ -654,9 +654,7 @@ class Worker:
             if len(self._webhook_channels) > _KNOWN_BUCKETS:
                 self._webhook_channels.popitem(last=False)
 
-    async def _reconciled(
-        self, trip: _Trip, parts: list[Part], index: int, finished: bool
-    ) -> bool:
+    async def _reconciled(self, trip: _Trip, parts: list[Part], index: int, finished: bool) -> bool:
         """Before sending a webhook part again whose earlier send went unanswered: look for it
         in the channel with the tenant's bot. True when it was found and recorded delivered."""
         record = trip.record
@@ -670,9 +668,7 @@ class Worker:
             return False
         trip.reconciled.add(index)
         bot = await self._bot(trip)
-        channel = destination.thread_id or await self._store.webhook_channel(
-            destination.webhook_id
-        )
+        channel = destination.thread_id or await self._store.webhook_channel(destination.webhook_id)
         if bot is None or channel is None or self._bot_sender is None:
             return False
         line = marker(record.workflow_id, index, len(parts))
@@ -907,7 +903,9 @@ class Worker:
         bucket = self._route_buckets.get((bot.bot_id, template), template)
         return f"bot:{bot.bot_id}:{bucket}:{major}"
 
-    def _learn_bucket(self, bot: BotConfig, template: str, major: str, outcome: SendOutcome) -> None:
+    def _learn_bucket(
+        self, bot: BotConfig, template: str, major: str, outcome: SendOutcome
+    ) -> None:
         """Key the route by the bucket Discord named (``X-RateLimit-Bucket``), carrying over
         what the route's bucket knows."""
         named = outcome.rate_limit.bucket

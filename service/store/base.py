@@ -311,8 +311,8 @@ class Store(ABC):
     @abstractmethod
     async def kill_webhook(self, webhook_id: str, token: str, *, reason: str, now: float) -> int:
         """Record that Discord refused this webhook with this token (deleted, unauthorized) and
-        orphan every pending result sent there, in any thread and for any tenant; returns how
-        many were orphaned.
+        orphan every pending result sent there, in any thread and for any tenant, except those a
+        bot route may still take (``HAS_BOT_FALLBACK_SQL``); returns how many were orphaned.
 
         Dead is per (webhook id, token), not per webhook id: a made-up token for a known id
         must not orphan the results of whoever holds the real one.
@@ -445,6 +445,15 @@ class WorkListeners:
                 on_work()
             except Exception:
                 log.exception("a new-work callback failed")
+
+
+# A pending result that a bot route may still take when its webhook dies (its tenant has a bot,
+# and it names a channel or a requester): kill_webhook leaves it queued and the worker sends it
+# on (or orphans it itself when no route is left). Both backends' spelling.
+HAS_BOT_FALLBACK_SQL = (
+    "(tenant IN (SELECT tenant FROM bots) AND (channel_id IS NOT NULL "
+    "OR requester_channel_id IS NOT NULL OR requester_user_id IS NOT NULL))"
+)
 
 
 def token_hash(token: str) -> str:

@@ -579,9 +579,7 @@ class PostgresStore(Store):
         )
 
     async def webhook_channel(self, webhook_id: str) -> str | None:
-        channel = await self._fetchval(
-            "read the webhook's channel", q.WEBHOOK_CHANNEL, webhook_id
-        )
+        channel = await self._fetchval("read the webhook's channel", q.WEBHOOK_CHANNEL, webhook_id)
         return str(channel) if channel is not None else None
 
     async def count_pending(self) -> tuple[int, float | None]:

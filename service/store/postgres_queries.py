@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from service.store.base import HAS_BOT_FALLBACK_SQL as _HAS_BOT_FALLBACK
+
 # The advisory-lock key space of webhooks (two-int form, the second the webhook id's hashtext);
 # ``relay_enter_webhook`` takes the shared lock of a webhook under this class id,
 # ``KILL_WEBHOOK_LOCK`` the exclusive one.
@@ -357,6 +359,7 @@ ORPHAN_WEBHOOK: Final = f"""
 UPDATE results SET status = 'orphaned', orphan_reason = $3, next_attempt_at = NULL,
     updated_at = $4::float8, {_NOT_IN_FLIGHT}
 WHERE webhook_id = $1 AND webhook_token_hash = $2 AND status = 'pending'
+    AND NOT {_HAS_BOT_FALLBACK}
 """
 # $1 webhook_id, $2 token_hash
 REVIVE_WEBHOOK: Final = "DELETE FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"

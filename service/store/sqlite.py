@@ -36,6 +36,7 @@ from service.domain import (
 )
 from service.errors import ResultGone
 from service.store.base import (
+    HAS_BOT_FALLBACK_SQL,
     RESEAL_BATCH,
     SEALED_COLUMNS,
     SETTLED_RUN_STATUSES,
@@ -562,7 +563,7 @@ class SQLiteStore(Store):
                     "UPDATE results SET status = 'orphaned', orphan_reason = :reason, "
                     f"next_attempt_at = NULL, updated_at = :now, {_NOT_IN_FLIGHT} "
                     "WHERE webhook_id = :webhook_id AND webhook_token_hash = :hash "
-                    "AND status = 'pending'",
+                    f"AND status = 'pending' AND NOT {HAS_BOT_FALLBACK_SQL}",
                     {"reason": reason, "now": now, "webhook_id": webhook_id, "hash": hashed},
                 ).rowcount
             )

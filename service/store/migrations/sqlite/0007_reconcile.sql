@@ -4,7 +4,7 @@ ALTER TABLE results ADD COLUMN delivery_round INTEGER NOT NULL DEFAULT 0;
 
 -- The channel each webhook posts in, as Discord said it (Get Webhook, or the channel_id of a
 -- message the webhook posted): where to look for a part whose send went unanswered. A channel
--- id is no secret; the webhook's token is not kept here.
+-- id is no secret, and the webhook's token is not kept here.
 CREATE TABLE webhook_channels (
     webhook_id TEXT PRIMARY KEY,
     channel_id TEXT NOT NULL,
