@@ -16,6 +16,10 @@ import httpx
 from service.discord.outcome import Disposition, SendOutcome
 from service.discord.sender import CHECK_TIMEOUT, answer_outcome, failed_outcome
 
+# What a bot token may look like (base64url pieces joined by dots): anything else is refused
+# before it goes near a request header, and the refusal never quotes it.
+BOT_TOKEN_PATTERN = r"^[A-Za-z0-9_.-]{50,200}$"  # noqa: S105 (a pattern, not a secret)
+
 
 @dataclass(frozen=True, slots=True)
 class BotUser:
