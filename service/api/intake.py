@@ -53,8 +53,9 @@ def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
 async def resolve_destination(
     store: Store, tenant: str, wanted: DestinationIn | None
 ) -> Destination | None:
-    """A destination as sent (a webhook URL, or a registered name) as the store keeps it."""
-    if wanted is None:
+    """A destination as sent (a webhook URL, or a registered name) as the store keeps it;
+    ``None`` for none, or one naming only a bot channel (``channel_id``)."""
+    if wanted is None or (wanted.webhook_url is None and wanted.name is None):
         return None
     if wanted.webhook_url is not None:
         ref = parse_webhook_url(wanted.webhook_url)
