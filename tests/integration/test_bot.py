@@ -1,5 +1,5 @@
-"""The tenant's bot: ``/v1/bot`` checked with Discord, ``RELAY_BOT_TOKENS``, and results that
-name a channel. Discord is a stand-in that answers Get Current User the way Discord does."""
+"""The tenant's bot: ``/v1/bot`` checked with Discord (the emulator), ``RELAY_bot.tokenS``, and
+results that name a channel."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from service.app import create_app
+from service.bots import sync_configured_bots
 from service.config import Settings, load_settings
+from service.discord.bot_sender import BotSender
+from service.discord.sender import make_discord_client
+from service.domain import BotConfig
 from service.logs import JsonFormatter
+from service.store.sqlite import SQLiteStore
+from service.testing import DiscordEmulator, EmulatedBot
 from tests.conftest import Clock
 from tests.support import (
     ACME,
     API_KEYS,
-    BOT_ID,
-    BOT_TOKEN,
     CHANNEL_ID,
     OTHER,
     SECRET_KEY,
@@ -31,65 +31,37 @@ from tests.support import (
     submission,
 )
 
+# A token of the right shape that Discord (the emulator) never issued.
 REFUSED_TOKEN = "cmVmdXNlZC1ib3Q.AbCdEf.refused-token-secret-" + "r" * 24
-
-
-class BotDiscord:
-    """Get Current User as Discord answers it: 200 with the bot for a token it knows, 401 with
-    code 0 for any other; every Authorization header it was sent is kept. ``down`` makes every
-    request fail to connect."""
-
-    def __init__(self) -> None:
-        self.bots = {BOT_TOKEN: {"id": BOT_ID, "username": "relay-bot", "bot": True}}
-        self.authorizations: list[str | None] = []
-        self.down = False
-        self.app = Starlette(routes=[Route("/api/v10/users/@me", self._me)])
-
-    async def _me(self, request: Request) -> JSONResponse:
-        authorization = request.headers.get("authorization")
-        self.authorizations.append(authorization)
-        bot = self.bots.get((authorization or "").removeprefix("Bot "))
-        if bot is None or not (authorization or "").startswith("Bot "):
-            return JSONResponse({"message": "401: Unauthorized", "code": 0}, status_code=401)
-        return JSONResponse(bot)
-
-    def transport(self) -> httpx.AsyncBaseTransport:
-        return _Switchable(self)
-
-
-class _Switchable(httpx.AsyncBaseTransport):
-    def __init__(self, discord: BotDiscord) -> None:
-        self._discord = discord
-        self._inner = httpx.ASGITransport(app=discord.app)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._discord.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        return await self._inner.handle_async_request(request)
+GET_CURRENT_USER = "GET /users/@me"
 
 
 @pytest.fixture
-def discord() -> BotDiscord:
-    return BotDiscord()
+def bot(emulator: DiscordEmulator) -> EmulatedBot:
+    return emulator.create_bot(username="relay-bot")
+
+
+@pytest.fixture
+def relay(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The service in-process, Discord the emulator (see tests/conftest.py)."""
+    return client
 
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, clock: Clock, discord: BotDiscord
+    settings: Settings, clock: Clock, emulator: DiscordEmulator
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, clock=clock, background=False, discord_transport=discord.transport())
+    """The app on ``settings`` with its lifespan (configured bots are checked here)."""
+    app = create_app(
+        settings,
+        clock=clock,
+        background=False,
+        discord_transport=httpx.ASGITransport(app=emulator.app),
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             yield client
-
-
-@pytest.fixture
-async def relay(
-    settings: Settings, clock: Clock, discord: BotDiscord
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(settings, clock, discord) as client:
-        yield client
 
 
 def to_channel(workflow_id: str, **overrides: Any) -> dict[str, Any]:
@@ -97,23 +69,23 @@ def to_channel(workflow_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 async def test_a_bot_is_checked_with_discord_kept_for_its_tenant_and_forgotten(
-    relay: httpx.AsyncClient, discord: BotDiscord
+    relay: httpx.AsyncClient, emulator: DiscordEmulator, bot: EmulatedBot
 ) -> None:
     # given no bot yet
     missing = await relay.get("/v1/bot", headers=ACME)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "no_bot")
     # when the tenant sets one
-    put = await relay.put("/v1/bot", json={"token": BOT_TOKEN, "dm_fallback": True}, headers=ACME)
+    put = await relay.put("/v1/bot", json={"token": bot.token, "dm_fallback": True}, headers=ACME)
     # then Discord was asked with the bot's token, and the answer names the bot, not the token
     assert put.status_code == 200, put.text
-    shown = {"id": BOT_ID, "username": "relay-bot", "dm_fallback": True, "source": "api"}
+    shown = {"id": bot.id, "username": "relay-bot", "dm_fallback": True, "source": "api"}
     assert put.json() == shown
-    assert discord.authorizations == [f"Bot {BOT_TOKEN}"]
+    assert emulator.counters.bot_requests == {GET_CURRENT_USER: 1}
     assert (await relay.get("/v1/bot", headers=ACME)).json() == shown
     # and another tenant has none
     assert (await relay.get("/v1/bot", headers=OTHER)).status_code == 404
     # when it is set again without dm_fallback, that is off
-    again = await relay.put("/v1/bot", json={"token": BOT_TOKEN}, headers=ACME)
+    again = await relay.put("/v1/bot", json={"token": bot.token}, headers=ACME)
     assert again.json()["dm_fallback"] is False
     # when it is deleted, it is gone, and a second delete says so
     assert (await relay.delete("/v1/bot", headers=ACME)).status_code == 204
@@ -123,7 +95,7 @@ async def test_a_bot_is_checked_with_discord_kept_for_its_tenant_and_forgotten(
 
 
 async def test_a_token_discord_refuses_is_not_kept(
-    relay: httpx.AsyncClient, discord: BotDiscord
+    relay: httpx.AsyncClient, emulator: DiscordEmulator, bot: EmulatedBot
 ) -> None:
     # when the tenant sets a token Discord does not know
     put = await relay.put("/v1/bot", json={"token": REFUSED_TOKEN}, headers=ACME)
@@ -136,10 +108,10 @@ async def test_a_token_discord_refuses_is_not_kept(
 
 
 async def test_a_token_discord_cannot_check_now_is_not_kept(
-    relay: httpx.AsyncClient, discord: BotDiscord
+    relay: httpx.AsyncClient, emulator: DiscordEmulator, bot: EmulatedBot
 ) -> None:
-    discord.down = True
-    put = await relay.put("/v1/bot", json={"token": BOT_TOKEN}, headers=ACME)
+    emulator.inject_fault("503")
+    put = await relay.put("/v1/bot", json={"token": bot.token}, headers=ACME)
     assert put.status_code == 503
     assert put.json()["error"]["code"] == "discord_unavailable"
     assert (await relay.get("/v1/bot", headers=ACME)).status_code == 404
@@ -147,20 +119,20 @@ async def test_a_token_discord_cannot_check_now_is_not_kept(
 
 @pytest.mark.parametrize(
     "token",
-    ["short.token", BOT_TOKEN + "\n", BOT_TOKEN.replace(".", " "), "x" * 201],
+    ["short.token", REFUSED_TOKEN + "\n", REFUSED_TOKEN.replace(".", " "), "x" * 201],
 )
 async def test_a_malformed_token_never_reaches_discord_nor_the_answer(
-    relay: httpx.AsyncClient, discord: BotDiscord, token: str
+    relay: httpx.AsyncClient, emulator: DiscordEmulator, bot: EmulatedBot, token: str
 ) -> None:
     put = await relay.put("/v1/bot", json={"token": token}, headers=ACME)
     assert put.status_code == 422
     assert put.json()["error"]["code"] == "invalid_bot_token"
     assert token.strip()[:20] not in put.text
-    assert discord.authorizations == []
+    assert emulator.counters.bot_requests == {}
 
 
 async def test_a_result_naming_only_a_channel_needs_the_tenants_bot(
-    relay: httpx.AsyncClient,
+    relay: httpx.AsyncClient, bot: EmulatedBot
 ) -> None:
     # given no bot: a result whose only target is a channel is refused, and not kept
     refused = await relay.post("/v1/results", json=to_channel("wf_channel"), headers=ACME)
@@ -179,7 +151,7 @@ async def test_a_result_naming_only_a_channel_needs_the_tenants_bot(
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["destination"]["channel_id"] == CHANNEL_ID
     # given a bot: the channel alone is taken, with its dm_fallback, and reads back
-    await relay.put("/v1/bot", json={"token": BOT_TOKEN}, headers=ACME)
+    await relay.put("/v1/bot", json={"token": bot.token}, headers=ACME)
     body = to_channel("wf_channel", dm_fallback=True)
     created = await relay.post("/v1/results", json=body, headers=ACME)
     assert created.status_code == 202, created.text
@@ -221,14 +193,16 @@ async def test_a_destination_that_names_no_usable_target_is_refused(
     assert rule in {d["code"] for d in response.json()["error"]["details"]}
 
 
-async def test_runs_and_redelivery_take_webhooks_only(relay: httpx.AsyncClient) -> None:
+async def test_runs_and_redelivery_take_webhooks_only(
+    relay: httpx.AsyncClient, bot: EmulatedBot
+) -> None:
     # a run naming a channel is refused with its own code
     run = {"workflow_id": "run_channel", "destination": {"channel_id": CHANNEL_ID}}
     started = await relay.post("/v1/runs", json=run, headers=ACME)
     assert started.status_code == 422
     assert started.json()["error"]["code"] == "unsupported_destination"
     # and so is a redelivery to a channel; the result keeps its own
-    await relay.put("/v1/bot", json={"token": BOT_TOKEN}, headers=ACME)
+    await relay.put("/v1/bot", json={"token": bot.token}, headers=ACME)
     assert (await relay.post("/v1/results", json=to_channel("wf"), headers=ACME)).status_code == 202
     moved = await relay.post(
         "/v1/results/wf/redeliver",
@@ -243,41 +217,45 @@ async def test_runs_and_redelivery_take_webhooks_only(relay: httpx.AsyncClient) 
 
 
 async def test_configured_bots_are_checked_at_start_and_left_to_the_operator(
-    settings: Settings, clock: Clock, discord: BotDiscord, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    clock: Clock,
+    emulator: DiscordEmulator,
+    bot: EmulatedBot,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # given RELAY_BOT_TOKENS with a good token for acme (DMs allowed) and a refused one
-    configured = with_bots(settings, f"acme:{BOT_TOKEN}:dm,other:{REFUSED_TOKEN}")
+    # given RELAY_bot.tokenS with a good token for acme (DMs allowed) and a refused one
+    configured = with_bots(settings, f"acme:{bot.token}:dm,other:{REFUSED_TOKEN}")
     caplog.set_level(logging.INFO)
-    async with running(configured, clock, discord) as relay:
+    async with running(configured, clock, emulator) as relay:
         # then acme's bot is there, from the configuration, and the API leaves it alone
-        bot = (await relay.get("/v1/bot", headers=ACME)).json()
-        assert bot == {
-            "id": BOT_ID,
+        shown = (await relay.get("/v1/bot", headers=ACME)).json()
+        assert shown == {
+            "id": bot.id,
             "username": "relay-bot",
             "dm_fallback": True,
             "source": "config",
         }
-        put = await relay.put("/v1/bot", json={"token": BOT_TOKEN}, headers=ACME)
+        put = await relay.put("/v1/bot", json={"token": bot.token}, headers=ACME)
         assert (put.status_code, put.json()["error"]["code"]) == (409, "bot_configured")
         assert (await relay.delete("/v1/bot", headers=ACME)).status_code == 409
         # and the tenant whose token Discord refused has none, and a warning names it
         assert (await relay.get("/v1/bot", headers=OTHER)).status_code == 404
     refusals = [r for r in caplog.records if "refused the bot token" in r.getMessage()]
     assert [getattr(r, "tenant", None) for r in refusals] == ["other"]
-    assert_no_token_in(_logged(caplog), BOT_TOKEN, REFUSED_TOKEN)
+    assert_no_token_in(_logged(caplog), bot.token, REFUSED_TOKEN)
 
-    # when it starts again with Discord unreachable and acme's entry gone
-    discord.down = True
-    unchecked = with_bots(settings, f"other:{BOT_TOKEN}")
-    async with running(unchecked, clock, discord) as relay:
+    # when it starts again with Discord failing and acme's entry gone
+    emulator.inject_fault("503")
+    unchecked = with_bots(settings, f"other:{bot.token}")
+    async with running(unchecked, clock, emulator) as relay:
         # then acme's configured bot is removed, and other's is used unchecked
         assert (await relay.get("/v1/bot", headers=ACME)).status_code == 404
-        bot = (await relay.get("/v1/bot", headers=OTHER)).json()
-        assert bot == {"id": None, "username": None, "dm_fallback": False, "source": "config"}
+        shown = (await relay.get("/v1/bot", headers=OTHER)).json()
+        assert shown == {"id": None, "username": None, "dm_fallback": False, "source": "config"}
 
 
 def with_bots(settings: Settings, bot_tokens: str) -> Settings:
-    """``settings`` with ``RELAY_BOT_TOKENS`` set to ``bot_tokens``."""
+    """``settings`` with ``RELAY_bot.tokenS`` set to ``bot_tokens``."""
     return load_settings(
         database_url=settings.database_url,
         api_keys=API_KEYS,
@@ -299,7 +277,10 @@ def assert_no_token_in(text: str, *tokens: str) -> None:
 
 
 async def test_no_bot_token_reaches_a_log_an_answer_or_a_metric(
-    relay: httpx.AsyncClient, discord: BotDiscord, caplog: pytest.LogCaptureFixture
+    relay: httpx.AsyncClient,
+    emulator: DiscordEmulator,
+    bot: EmulatedBot,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     answers: list[str] = []
@@ -311,13 +292,12 @@ async def test_no_bot_token_reaches_a_log_an_answer_or_a_metric(
 
     # given a bot set with a recognisable token, and refusals of every kind on the way
     assert (await call("PUT", "/v1/bot", json={"token": REFUSED_TOKEN})).status_code == 422
-    await call("PUT", "/v1/bot", json={"token": BOT_TOKEN + "!"})
-    await call("PUT", "/v1/bot", json={"token": BOT_TOKEN, "extra": BOT_TOKEN})
-    await call("PUT", "/v1/bot", content=f'{{"token": "{BOT_TOKEN}"')  # cut short
-    discord.down = True
-    assert (await call("PUT", "/v1/bot", json={"token": BOT_TOKEN})).status_code == 503
-    discord.down = False
-    assert (await call("PUT", "/v1/bot", json={"token": BOT_TOKEN})).status_code == 200
+    await call("PUT", "/v1/bot", json={"token": bot.token + "!"})
+    await call("PUT", "/v1/bot", json={"token": bot.token, "extra": bot.token})
+    await call("PUT", "/v1/bot", content=f'{{"token": "{bot.token}"')  # cut short
+    emulator.inject_fault("503")
+    assert (await call("PUT", "/v1/bot", json={"token": bot.token})).status_code == 503
+    assert (await call("PUT", "/v1/bot", json={"token": bot.token})).status_code == 200
     # when it is read, results name its channel, and the bot is deleted
     await call("GET", "/v1/bot")
     await call("POST", "/v1/results", json=to_channel("wf_leak"))
@@ -331,6 +311,35 @@ async def test_no_bot_token_reaches_a_log_an_answer_or_a_metric(
     assert "/v1/bot" in logged and "bot_token_refused" in logged
     assert 'code="bot_token_refused"' in metrics
     # then no answer, no log line and no metric holds any of the tokens
-    assert_no_token_in("\n".join(answers), BOT_TOKEN, REFUSED_TOKEN)
-    assert_no_token_in(logged, BOT_TOKEN, REFUSED_TOKEN)
-    assert_no_token_in(metrics, BOT_TOKEN, REFUSED_TOKEN)
+    assert_no_token_in("\n".join(answers), bot.token, REFUSED_TOKEN)
+    assert_no_token_in(logged, bot.token, REFUSED_TOKEN)
+    assert_no_token_in(metrics, bot.token, REFUSED_TOKEN)
+
+
+async def test_an_unanswered_check_keeps_what_an_earlier_check_of_the_same_token_found(
+    sqlite_store: SQLiteStore, emulator: DiscordEmulator, bot: EmulatedBot
+) -> None:
+    client = make_discord_client(httpx.ASGITransport(app=emulator.app))
+    sender = BotSender(client, api_base=load_settings(secret_key=SECRET_KEY).discord_api_base)
+
+    async def sync(value: str) -> BotConfig | None:
+        configured = load_settings(secret_key=SECRET_KEY, bot_tokens=value).bot_tokens
+        await sync_configured_bots(sqlite_store, sender, configured, now=1.0)
+        return await sqlite_store.get_bot("acme")
+
+    try:
+        # given a configured token Discord accepted at one start
+        checked = await sync(f"acme:{bot.token}")
+        assert checked is not None and (checked.bot_id, checked.username) == (bot.id, "relay-bot")
+        # when Discord does not answer at the next start, the same token keeps what was found
+        emulator.inject_fault("503")
+        again = await sync(f"acme:{bot.token}:dm")
+        assert again is not None and (again.bot_id, again.dm_fallback) == (bot.id, True)
+        # and another token is used unchecked, knowing nothing of its bot
+        other = emulator.create_bot(username="other-bot")
+        emulator.inject_fault("503")
+        unchecked = await sync(f"acme:{other.token}")
+        assert unchecked is not None and unchecked.token == other.token
+        assert (unchecked.bot_id, unchecked.username, unchecked.source) == ("", "", "config")
+    finally:
+        await client.aclose()
