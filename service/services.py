@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from service.auth import Authenticator
+from service.bots import sync_configured_bots
 from service.clock import DatabaseClock
 from service.config import Settings
 from service.delivery.worker import Worker
@@ -57,10 +58,14 @@ class Services:
             self.worker.notify()
 
     async def start(self, *, background: bool = True, retention: bool = True) -> None:
-        """Open the store (migrations run here) and start the background tasks."""
+        """Open the store (migrations run here), write the bots ``RELAY_BOT_TOKENS`` sets, and
+        start the background tasks."""
         await self.store.open()
         with contextlib.suppress(StoreError):
             await self.clock.sync(self.store)
+        await sync_configured_bots(
+            self.store, self.bot_sender, self.settings.bot_tokens, now=self.clock()
+        )
         if not background:
             return
         if self.worker is not None:

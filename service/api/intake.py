@@ -53,8 +53,9 @@ def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
 async def resolve_destination(
     store: Store, tenant: str, wanted: DestinationIn | None
 ) -> Destination | None:
-    """A destination as sent (a webhook URL, or a registered name) as the store keeps it."""
-    if wanted is None:
+    """A destination as sent (a webhook URL, or a registered name) as the store keeps it;
+    ``None`` for none, or one naming only a bot channel (``channel_id``)."""
+    if wanted is None or (wanted.webhook_url is None and wanted.name is None):
         return None
     if wanted.webhook_url is not None:
         ref = parse_webhook_url(wanted.webhook_url)
@@ -101,8 +102,8 @@ def _nowhere_to_go() -> RequestValidationError:
             {
                 "type": "missing_destination",
                 "loc": ("body",),
-                "msg": "give a destination (webhook_url or name) or an interaction, "
-                "or start a run with one first",
+                "msg": "give a destination (webhook_url, name or channel_id) or an "
+                "interaction, or start a run with one first",
                 "input": None,
             }
         ]
@@ -138,8 +139,11 @@ async def submit_result(
             interaction = None
         requester = requester or run.requester
         url, depth = url or run.url, depth or run.depth
+    channel_id = payload.destination.channel_id if payload.destination else None
     if destination is None and interaction is None:
-        raise _nowhere_to_go()
+        if channel_id is None:
+            raise _nowhere_to_go()
+        await _require_bot(store, tenant)
     error = (payload.error.stage, payload.error.message) if payload.error else None
     new = NewResult(
         tenant=tenant,
@@ -156,6 +160,8 @@ async def submit_result(
         interaction=interaction,
         requester=requester,
         error=error,
+        channel_id=channel_id,
+        dm_fallback=payload.dm_fallback,
     )
     outcome = await store.accept(new, now=now)
     # Also for the same body again: a retry after a crash between the two commits finishes it.
@@ -165,6 +171,16 @@ async def submit_result(
     if finished and metrics is not None:
         metrics.runs.labels("failed" if error else "finished").inc()
     return outcome
+
+
+async def _require_bot(store: Store, tenant: str) -> None:
+    """A result whose only way to Discord is the bot needs the tenant to have one."""
+    if await store.get_bot(tenant) is None:
+        raise InvalidRequest(
+            "the destination names only a channel, and this tenant has no bot to post there: "
+            "set one with PUT /v1/bot, or give a webhook_url or name",
+            code="no_bot",
+        )
 
 
 def run_body_hash(payload: RunCreate) -> str:

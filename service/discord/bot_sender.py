@@ -20,6 +20,10 @@ from service.discord.sender import CHECK_TIMEOUT, answer_outcome, failed_outcome
 
 MESSAGES_PAGE = 100  # Get Channel Messages returns at most this many
 
+# What a bot token may look like (base64url pieces joined by dots): anything else is refused
+# before it goes near a request header, and the refusal never quotes it.
+BOT_TOKEN_PATTERN = r"^[A-Za-z0-9_.-]{50,200}$"  # noqa: S105 (a pattern, not a secret)
+
 
 @dataclass(frozen=True, slots=True)
 class BotUser:

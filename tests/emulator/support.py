@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from service.testing import EmulatedInteraction, EmulatedWebhook
+from service.testing import EmulatedBot, EmulatedInteraction, EmulatedWebhook
 
 USER_AGENT = "DiscordBot (https://github.com/example/result-relay, 0.1.0)"
 SAFE_MENTIONS: dict[str, Any] = {"parse": []}
@@ -37,6 +37,15 @@ def message_path(webhook: EmulatedWebhook, message_id: str, query: str = "") -> 
 
 def followup_path(interaction: EmulatedInteraction, suffix: str = "") -> str:
     return f"/api/v10/webhooks/{interaction.application_id}/{interaction.token}{suffix}"
+
+
+def bot_auth(bot: EmulatedBot) -> dict[str, str]:
+    """The `Authorization` header of a bot's requests."""
+    return {"Authorization": f"Bot {bot.token}"}
+
+
+def channel_path(channel_id: str, suffix: str = "") -> str:
+    return f"/api/v10/channels/{channel_id}/messages{suffix}"
 
 
 def body(**fields: Any) -> dict[str, Any]:

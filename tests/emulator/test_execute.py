@@ -233,7 +233,7 @@ async def test_unversioned_path_is_served_but_counted(
 
 
 async def test_unknown_routes_answer_discords_json_404(discord: httpx.AsyncClient) -> None:
-    for path in ("/api/v10/channels/1/messages", "/api/v7/webhooks/1/t", "/api/v10/nothing"):
+    for path in ("/api/v10/guilds/1/channels", "/api/v7/webhooks/1/t", "/api/v10/nothing"):
         response = await discord.get(path)
         assert response.status_code == 404
         assert response.json() == {"message": "404: Not Found", "code": 0}

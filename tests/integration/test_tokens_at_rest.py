@@ -1,4 +1,4 @@
-"""Tokens at rest: the database holds no webhook or interaction token in clear, on either
+"""Tokens at rest: the database holds no webhook, interaction or bot token in clear, on either
 backend, whatever an earlier version stored in clear is sealed when the store opens, and a
 rotation moves every token to the new key, while Discord keeps getting the right token."""
 
@@ -150,12 +150,16 @@ async def test_no_token_is_stored_in_clear_and_discord_still_gets_the_right_one(
     clock.now = time.time()
     direct, named = emulator.create_webhook(), emulator.create_webhook()
     interaction = emulator.create_interaction(age_seconds=60)
-    tokens = (direct.token, named.token, interaction.token)
+    bot = emulator.create_bot()
+    tokens = (direct.token, named.token, interaction.token, bot.token)
     async with running(backend.settings, clock, emulator) as (client, worker):
         put = await client.put(
             "/v1/destinations/ops", json={"webhook_url": named.url}, headers=ACME
         )
         assert put.status_code == 201, put.text
+        # and the tenant's bot
+        put = await client.put("/v1/bot", json={"token": bot.token}, headers=ACME)
+        assert put.status_code == 200, put.text
         # When a result goes to each of them
         await submit(client, to(direct, "wf_direct"))
         await submit(client, submission("wf_named", destination={"name": "ops"}))
@@ -182,12 +186,15 @@ async def test_tokens_an_earlier_version_stored_in_clear_are_sealed_on_open(
     clock.now = time.time()
     direct, named = emulator.create_webhook(), emulator.create_webhook()
     interaction = emulator.create_interaction(age_seconds=60)
-    tokens = (direct.token, named.token, interaction.token)
+    bot = emulator.create_bot()
+    tokens = (direct.token, named.token, interaction.token, bot.token)
     async with running(backend.settings, clock, emulator) as (client, _):
         put = await client.put(
             "/v1/destinations/ops", json={"webhook_url": named.url}, headers=ACME
         )
         assert put.status_code == 201, put.text
+        put = await client.put("/v1/bot", json={"token": bot.token}, headers=ACME)
+        assert put.status_code == 200, put.text
         await submit(client, to(direct, "wf_direct"))
         await submit(client, submission("wf_named", destination={"name": "ops"}))
         await submit(
@@ -203,12 +210,16 @@ async def test_tokens_an_earlier_version_stored_in_clear_are_sealed_on_open(
         (interaction.token, "wf_interaction"),
     )
     await backend.execute("UPDATE destinations SET webhook_token = ?", (named.token,))
+    await backend.execute("UPDATE bots SET token = ?", (bot.token,))
     assert direct.token.encode() in backend.dump()  # the premise: they are there in clear
+    assert bot.token.encode() in backend.dump()
 
     # When the new version opens it
     async with running(backend.settings, clock, emulator) as (client, worker):
         # Then not a byte of any token is left in clear
         assert_holds_no_token(backend.dump(), *tokens)
+        # And the bot's token opens again (its bot reads back)
+        assert (await client.get("/v1/bot", headers=ACME)).json()["id"] == bot.id
         # And every result is delivered with its own token, the registered one included
         await worker.drain()
         assert_delivered_once(emulator, [direct, named], interaction)
