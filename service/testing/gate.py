@@ -114,13 +114,13 @@ class Call:
 
 @dataclass
 class BotCall:
-    """A request with a bot token; `bot` is set once the token checked out."""
+    """A request to a bot-token route; the handler gets the bot once the token checked out."""
 
     request: Request
     route: BotRouteKey
     headers: dict[str, str] = field(default_factory=dict)
+    # An injected 30046 waiting for this edit; the handler clears it when it answers with it.
     edit_fault: Fault | None = None
-    bot_id: str = ""
 
     @property
     def version(self) -> int | None:
@@ -202,10 +202,13 @@ class Gate:
 
     async def _admit_bot(self, call: BotCall, handler: BotHandler) -> Response:
         match = _BOT_AUTH.match(call.request.headers.get("authorization", ""))
-        bot = self._state.bot_for_token(match.group(1)) if match else None
+        token = match.group(1) if match else ""
+        key = ("bot", _digest(token))
+        self._counters.touch_target(key)
+        bot = self._state.bot_for_token(token) if match else None
         if bot is None:
+            self._counters.mark_dead(key, 401)
             raise unauthorized()
-        call.bot_id = bot.id
         verdict = self._limiter.acquire_bot(
             bot_id=bot.id, route=call.route, major=call.channel_id or ""
         )

@@ -418,15 +418,17 @@ class EmulatorState:
             return stored, True
 
     def _by_nonce(self, bot_id: str, channel_id: str, nonce: str) -> StoredMessage | None:
+        # Nonces compare as text: 42 and "42" are one nonce to the emulator.
         since = self._wall_clock() - NONCE_WINDOW_S
         for message_id in reversed(self._history.get(channel_id, [])):
-            stored = self._messages[message_id]
-            message = stored.message
-            if message.received_at < since:
-                return None
-            same_author = message.bot_id == bot_id
-            if same_author and message.nonce is not None and str(message.nonce) == nonce:
-                return stored
+            message = self._messages[message_id].message
+            if (
+                message.bot_id == bot_id
+                and message.nonce is not None
+                and str(message.nonce) == nonce
+                and message.received_at >= since
+            ):
+                return self._messages[message_id]
         return None
 
     def channel_message(self, channel_id: str, message_id: str) -> StoredMessage | None:

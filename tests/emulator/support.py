@@ -6,8 +6,12 @@ import json
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from service.testing import EmulatedBot, EmulatedInteraction, EmulatedWebhook
+from service.testing.schema import default_spec_path
 
 USER_AGENT = "DiscordBot (https://github.com/example/result-relay, 0.1.0)"
 SAFE_MENTIONS: dict[str, Any] = {"parse": []}
@@ -75,3 +79,14 @@ def error_at(response: httpx.Response, *path: str | int) -> list[dict[str, str]]
 
 def error_codes_at(response: httpx.Response, *path: str | int) -> list[str]:
     return [e["code"] for e in error_at(response, *path)]
+
+
+def spec_validator(schema: str) -> Draft202012Validator:
+    """A validator for one of Discord's answer schemas in the shipped spec subset."""
+    spec = json.loads(default_spec_path().read_text())
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:spec", DRAFT202012.create_resource(spec)
+    )
+    return Draft202012Validator(
+        {"$ref": f"urn:spec#/components/schemas/{schema}"}, registry=registry
+    )

@@ -6,7 +6,14 @@ import httpx
 import pytest
 
 from service.testing import DiscordEmulator, EmulatedBot, EmulatedChannel, EmulatedWebhook
-from tests.emulator.support import FakeClock, body, bot_auth, channel_path, hook_path
+from tests.emulator.support import (
+    FakeClock,
+    body,
+    bot_auth,
+    channel_path,
+    hook_path,
+    spec_validator,
+)
 
 UNAUTHORIZED = {"message": "401: Unauthorized", "code": 0}
 
@@ -55,6 +62,7 @@ async def test_bot_routes_without_a_valid_bot_token_answer_401(
         assert response.status_code == 401
         assert response.json() == UNAUTHORIZED
     assert emulator.counters.unauthorized == 4
+    assert emulator.counters.requests_after_401 == 3  # the same bad credentials, again
     assert emulator.channel_messages(channel.id) == []
 
 
@@ -406,3 +414,63 @@ async def test_opening_too_many_dms_quickly_is_refused_with_40003(
     # and after the window it may open new ones again
     mono.now += 10.0
     assert (await dm(discord, bot, users[10].id)).status_code == 200
+
+
+# -- answers in Discord's shape --------------------------------------------------------------
+
+
+async def test_bot_answers_match_discords_response_schemas(
+    discord: httpx.AsyncClient,
+    bot: EmulatedBot,
+    channel: EmulatedChannel,
+    emulator: DiscordEmulator,
+) -> None:
+    me = await discord.get("/api/v10/users/@me", headers=bot_auth(bot))
+    assert list(spec_validator("UserPIIResponse").iter_errors(me.json())) == []
+    message = await create(discord, bot, channel.id, content="x", nonce=7, enforce_nonce=True)
+    assert list(spec_validator("MessageResponse").iter_errors(message.json())) == []
+    user = emulator.create_user()
+    opened = await dm(discord, bot, user.id)
+    assert list(spec_validator("PrivateChannelResponse").iter_errors(opened.json())) == []
+
+
+async def test_a_forum_channel_takes_no_bot_message(
+    discord: httpx.AsyncClient, bot: EmulatedBot, emulator: DiscordEmulator
+) -> None:
+    forum = emulator.create_webhook(forum=True)
+    response = await create(discord, bot, forum.channel_id, content="x")
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": "Cannot send messages in a non-text channel",
+        "code": 50008,
+    }
+    assert emulator.channel_messages(forum.channel_id) == []
+
+
+async def test_a_thread_reads_as_its_own_channel_with_the_parents_access(
+    discord: httpx.AsyncClient,
+    bot: EmulatedBot,
+    webhook: EmulatedWebhook,
+    emulator: DiscordEmulator,
+) -> None:
+    # given a webhook message in a thread of the webhook's channel
+    thread_id = emulator.create_thread(webhook.id)
+    await discord.post(
+        hook_path(webhook, query=f"wait=true&thread_id={thread_id}"), json=body(content="t")
+    )
+    # when the bot reads the thread, then the message is there, and not in the parent
+    page = (await discord.get(channel_path(thread_id), headers=bot_auth(bot))).json()
+    assert [(m["content"], m["channel_id"]) for m in page] == [("t", thread_id)]
+    assert (await discord.get(channel_path(webhook.channel_id), headers=bot_auth(bot))).json() == []
+    # and hiding the parent channel hides the thread
+    emulator.set_access(webhook.channel_id, bot.id, view=False)
+    hidden = await discord.get(channel_path(thread_id), headers=bot_auth(bot))
+    assert hidden.json()["code"] == 50001
+
+
+async def test_bot_routes_answer_on_every_api_version(
+    discord: httpx.AsyncClient, bot: EmulatedBot, emulator: DiscordEmulator
+) -> None:
+    for prefix in ("/api/v9", "/api/v8", "/api"):
+        assert (await discord.get(f"{prefix}/users/@me", headers=bot_auth(bot))).status_code == 200
+    assert emulator.counters.unversioned_requests == 1

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from service.testing import DiscordEmulator, EmulatedWebhook
-from service.testing.schema import default_spec_path
-from tests.emulator.support import body, hook_path, message_path, multipart
-
-SPEC = default_spec_path()
-
-
-def spec_validator(schema: str) -> Draft202012Validator:
-    spec = json.loads(Path(SPEC).read_text())
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:spec", DRAFT202012.create_resource(spec)
-    )
-    return Draft202012Validator(
-        {"$ref": f"urn:spec#/components/schemas/{schema}"}, registry=registry
-    )
+from tests.emulator.support import body, hook_path, message_path, multipart, spec_validator
 
 
 async def test_execute_with_wait_returns_the_stored_message(
