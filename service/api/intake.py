@@ -216,9 +216,10 @@ async def start_run(
     return await store.start_run(new, now=now)
 
 
-async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
+async def check_webhook(sender: Sender, webhook_id: str, token: str) -> str | None:
     """Ask Discord (Get Webhook, nothing posted) whether the webhook works with this token;
-    raise the error a caller should see when it does not."""
+    raise the error a caller should see when it does not. Returns the channel the webhook posts
+    in, when Discord said (where an unanswered part is looked for later)."""
     check = await sender.get_webhook(webhook_id, token)
     if check.disposition is Disposition.DEAD_WEBHOOK:
         raise InvalidRequest(
@@ -229,6 +230,8 @@ async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
         raise InvalidRequest(f"Discord refused the webhook ({check.error})", code="webhook_refused")
     if check.disposition is not Disposition.DELIVERED:
         raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
+    channel = check.body.get("channel_id") if check.body else None
+    return channel if isinstance(channel, str) else None
 
 
 async def revive_if_working(store: Store, sender: Sender, destination: Destination) -> None:

@@ -73,11 +73,14 @@ class WebhookDead:
     counts: bool = True
 
 
+BOT_TOKEN_INVALID = "bot_token_invalid"  # noqa: S105 - an orphan reason, not a token
+
+
 @dataclass(frozen=True, slots=True)
 class BotTokenDead:
     """Discord no longer takes the tenant's bot token: no bot route can be used for it."""
 
-    reason: str = "bot_token_invalid"
+    reason: str = BOT_TOKEN_INVALID
     outcome: AttemptOutcome = AttemptOutcome.REFUSED
     counts: bool = True
 

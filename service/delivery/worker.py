@@ -38,6 +38,7 @@ from typing import TypeVar
 from service.clock import DatabaseClock
 from service.config import Settings
 from service.delivery.decide import (
+    BOT_TOKEN_INVALID,
     INTERRUPTED,
     BotTokenDead,
     Decision,
@@ -602,13 +603,16 @@ class Worker:
                 return route
             trip.refuse(Route.WEBHOOK, self._dead_webhooks[_webhook_key(record)])
         bot = await self._bot(trip)
-        return choose_route(
+        route = choose_route(
             record,
             now=now,
             margin=self._margin,
             refused=trip.refused,
             bot_dm_default=bot.dm_fallback if bot is not None else None,
         )
+        if route is None and trip.bot_dead and has_bot_target(record):
+            trip.last_refusal = BOT_TOKEN_INVALID  # the bot would have been next
+        return route
 
     async def _bot(self, trip: _Trip) -> BotConfig | None:
         """The tenant's bot, once per trip; ``None`` without one, or when Discord refused its
@@ -617,7 +621,8 @@ class Worker:
             trip.bot = None
             if self._bot_sender is not None:
                 bot = await self._store.get_bot(trip.record.tenant)
-                if bot is not None and token_hash(bot.token) not in self._dead_bots:
+                trip.bot_dead = bot is not None and token_hash(bot.token) in self._dead_bots
+                if bot is not None and not trip.bot_dead:
                     trip.bot = bot
             trip.bot_read = True
         return trip.bot
@@ -1070,6 +1075,7 @@ class _Trip:
     last_refusal: str | None = None
     bot: BotConfig | None = None
     bot_read: bool = False
+    bot_dead: bool = False  # the tenant's bot token was refused (401) in this process
     reconciled: set[int] = field(default_factory=set)  # parts looked for once already
 
     def refuse(self, route: Route, reason: str) -> None:
