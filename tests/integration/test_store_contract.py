@@ -21,6 +21,7 @@ from service.domain import (
     NewResult,
     NewRun,
     Progress,
+    Requester,
     ResultFilter,
     Route,
     RunFilter,
@@ -891,3 +892,54 @@ async def test_purge_removes_old_settled_runs_only(store: Store) -> None:
     await store.purge(before=T0 + 50)
     page = await store.list_runs("acme", RunFilter(), limit=10, cursor=None)
     assert sorted(r.workflow_id for r in page.items) == ["run-new-done", "run-old-live"]
+
+
+async def test_kill_webhook_leaves_the_results_a_bot_may_still_take(store: Store) -> None:
+    # given a tenant with a bot, one without, and results that name a channel, a requester or
+    # neither
+    await store.put_bot(
+        BotConfig(tenant="acme", bot_id=BOT_ID, username="relay", token=BOT_TOKEN), now=T0
+    )
+    await store.accept(new("channel", channel_id=CHANNEL_ID), now=T0)
+    await store.accept(new("requester", requester=Requester(user_id=BOT_ID)), now=T0)
+    await store.accept(new("plain"), now=T0)
+    await store.accept(new("no-bot", tenant="globex", channel_id=CHANNEL_ID), now=T0)
+    # when the webhook dies
+    killed = await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
+    # then only the results no bot route can take are orphaned; the others stay queued
+    assert killed == 2
+    statuses = {}
+    for tenant, workflow_id in [
+        ("acme", "channel"),
+        ("acme", "requester"),
+        ("acme", "plain"),
+        ("globex", "no-bot"),
+    ]:
+        record = await store.get_result(tenant, workflow_id)
+        assert record is not None
+        statuses[workflow_id] = record.status
+    assert statuses == {
+        "channel": Status.PENDING,
+        "requester": Status.PENDING,
+        "plain": Status.ORPHANED,
+        "no-bot": Status.ORPHANED,
+    }
+
+
+async def test_each_redeliver_starts_a_new_delivery_round(store: Store) -> None:
+    accepted = await store.accept(new("wf"), now=T0)
+    assert accepted.record.delivery_round == 0
+    assert (await store.get_result("acme", "wf")).delivery_round == 0  # type: ignore[union-attr]
+    for expected in (1, 2):
+        record = await store.redeliver("acme", "wf", destination=None, now=T0 + expected)
+        assert record is not None and record.delivery_round == expected
+
+
+async def test_a_webhooks_channel_is_remembered_and_the_latest_word_wins(store: Store) -> None:
+    assert await store.webhook_channel(WEBHOOK_ID) is None
+    await store.learn_webhook_channel(WEBHOOK_ID, CHANNEL_ID, now=T0)
+    await store.learn_webhook_channel(WEBHOOK_ID, CHANNEL_ID, now=T0 + 1)
+    assert await store.webhook_channel(WEBHOOK_ID) == CHANNEL_ID
+    await store.learn_webhook_channel(WEBHOOK_ID, THREAD_ID, now=T0 + 2)  # moved
+    assert await store.webhook_channel(WEBHOOK_ID) == THREAD_ID
+    assert await store.webhook_channel(OTHER_WEBHOOK_ID) is None
