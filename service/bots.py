@@ -103,11 +103,9 @@ async def _sync_one(
             "unchecked until the next start",
             extra={"tenant": tenant, "reason": unavailable.message},
         )
-        same = earlier is not None and earlier.token == token
-        user = BotUser(
-            id=earlier.bot_id if same and earlier else "",
-            username=earlier.username if same and earlier else "",
-        )
+        # what an earlier check of this very token found, else nothing ("")
+        kept = earlier if earlier is not None and earlier.token == token else None
+        user = BotUser(id=kept.bot_id if kept else "", username=kept.username if kept else "")
     await store.put_bot(
         BotConfig(
             tenant=tenant,

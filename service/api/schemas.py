@@ -25,6 +25,7 @@ from service.discord.bot_sender import BOT_TOKEN_PATTERN
 from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
 from service.domain import (
+    BOT_SOURCE_CONFIG,
     AttemptOutcome,
     BotConfig,
     DeliveredMessage,
@@ -571,7 +572,7 @@ def bot_public(bot: BotConfig) -> BotPublic:
         id=bot.bot_id or None,
         username=bot.username or None,
         dm_fallback=bot.dm_fallback,
-        source="config" if bot.source == "config" else "api",
+        source="config" if bot.source == BOT_SOURCE_CONFIG else "api",
     )
 
 
