@@ -599,9 +599,10 @@ class Worker:
         needed (a usable interaction or webhook never asks)."""
         record, now = trip.record, self._clock()
         if route := choose_route(record, now=now, margin=self._margin, refused=trip.refused):
-            if route is not Route.WEBHOOK or not self._known_dead(record):
+            dead = await self._dead_reason(trip) if route is Route.WEBHOOK else None
+            if dead is None:
                 return route
-            trip.refuse(Route.WEBHOOK, self._dead_webhooks[_webhook_key(record)])
+            trip.refuse(Route.WEBHOOK, dead)
         bot = await self._bot(trip)
         route = choose_route(
             record,
@@ -640,8 +641,20 @@ class Worker:
                 extra={"tenant": trip.record.tenant, "bot_id": trip.bot.bot_id},
             )
 
-    def _known_dead(self, record: ResultRecord) -> bool:
-        return record.destination is not None and _webhook_key(record) in self._dead_webhooks
+    async def _dead_reason(self, trip: _Trip) -> str | None:
+        """Why the result's webhook is dead for its token, or ``None``. Only a result a bot
+        route may take can be queued for a dead webhook (kill_webhook and accept keep it): the
+        store is asked for those, once per trip, unless this process saw the webhook die."""
+        record = trip.record
+        key = _webhook_key(record)
+        if key in self._dead_webhooks:
+            return self._dead_webhooks[key]
+        if trip.webhook_checked or not has_bot_target(record):
+            return None
+        trip.webhook_checked = True
+        assert record.destination is not None
+        destination = record.destination
+        return await self._store.dead_reason(destination.webhook_id, destination.webhook_token)
 
     async def _learn_channel(self, record: ResultRecord, outcome: SendOutcome) -> None:
         """Remember the channel the webhook posts in (from the message it returned): where to
@@ -1076,6 +1089,7 @@ class _Trip:
     bot: BotConfig | None = None
     bot_read: bool = False
     bot_dead: bool = False  # the tenant's bot token was refused (401) in this process
+    webhook_checked: bool = False  # the store was asked whether the webhook is dead
     reconciled: set[int] = field(default_factory=set)  # parts looked for once already
 
     def refuse(self, route: Route, reason: str) -> None:

@@ -447,13 +447,24 @@ class WorkListeners:
                 log.exception("a new-work callback failed")
 
 
-# A pending result that a bot route may still take when its webhook dies (its tenant has a bot,
-# and it names a channel or a requester): kill_webhook leaves it queued and the worker sends it
-# on (or orphans it itself when no route is left). Both backends' spelling.
-HAS_BOT_FALLBACK_SQL = (
-    "(tenant IN (SELECT tenant FROM bots) AND (channel_id IS NOT NULL "
-    "OR requester_channel_id IS NOT NULL OR requester_user_id IS NOT NULL))"
-)
+def bot_fallback_sql(
+    tenant: str = "results.tenant",
+    channel: str = "results.channel_id",
+    requester_channel: str = "results.requester_channel_id",
+    requester_user: str = "results.requester_user_id",
+) -> str:
+    """SQL true for a result a bot route may still take when its webhook is dead (its tenant
+    has a bot, and it names a channel or a requester): kill_webhook leaves it queued, accept
+    queues it, and the worker sends it on (or orphans it itself when no route is left). Over a
+    results row's columns, or (arguments) over the values of a row about to be inserted; both
+    backends' spelling."""
+    return (
+        f"(EXISTS (SELECT 1 FROM bots WHERE bots.tenant = {tenant}) AND ({channel} IS NOT NULL "
+        f"OR {requester_channel} IS NOT NULL OR {requester_user} IS NOT NULL))"
+    )
+
+
+HAS_BOT_FALLBACK_SQL = bot_fallback_sql()
 
 
 def token_hash(token: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from service.store.base import HAS_BOT_FALLBACK_SQL as _HAS_BOT_FALLBACK
+from service.store.base import bot_fallback_sql
 
 # The advisory-lock key space of webhooks (two-int form, the second the webhook id's hashtext);
 # ``relay_enter_webhook`` takes the shared lock of a webhook under this class id,
@@ -63,16 +64,26 @@ _LANE = ACCEPT_COLUMNS.index("lane") + 1
 _WEBHOOK_ID = ACCEPT_COLUMNS.index("webhook_id") + 1
 _TOKEN_HASH = ACCEPT_COLUMNS.index("webhook_token_hash") + 1
 _NOW = _N + 1
+# A result a bot route may take is queued even for a dead webhook (over the new row's values).
+_BOT_FALLBACK = bot_fallback_sql(
+    *(
+        f"${ACCEPT_COLUMNS.index(name) + 1}::text"
+        for name in ("tenant", "channel_id", "requester_channel_id", "requester_user_id")
+    )
+)
 _CASTS = {"results": "::json", "message": "::json", "dm_fallback": "::boolean"}
 _VALUES = ", ".join(f"${i}{_CASTS.get(name, '')}" for i, name in enumerate(ACCEPT_COLUMNS, start=1))
 
 # $1..$23 ACCEPT_COLUMNS, $24 now, $25 wake. One statement, one round trip: enter the webhook
-# (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
-# row comes back and the caller reads the existing one), and (wake) announce the new result to
-# the fleet if it is pending, delivered on commit.
+# (orphaned at once if it is dead for this token, unless a bot route may take it), insert unless
+# the workflow id exists (then no row comes back and the caller reads the existing one), and
+# (wake) announce the new result to the fleet if it is pending, delivered on commit.
 ACCEPT: Final = f"""
-WITH lane AS (
+WITH entered AS (
     SELECT relay_enter_webhook(${_LANE}, ${_WEBHOOK_ID}, ${_TOKEN_HASH}) AS dead_reason
+), lane AS (
+    SELECT CASE WHEN {_BOT_FALLBACK} THEN NULL ELSE entered.dead_reason END AS dead_reason
+    FROM entered
 ), inserted AS (
     INSERT INTO results ({", ".join(ACCEPT_COLUMNS)},
                          status, orphan_reason, next_attempt_at, created_at, updated_at)

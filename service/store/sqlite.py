@@ -46,6 +46,7 @@ from service.store.base import (
     accepted_record,
     api_key_from_row,
     attempt_from_row,
+    bot_fallback_sql,
     bot_from_row,
     bot_params,
     check_destination_alive,
@@ -147,6 +148,8 @@ class SQLiteStore(Store):
             # Encoded here, in the writer thread: megabytes of results are no work for the loop.
             columns = result_columns(new, self._cipher)
             dead = _dead_reason(conn, columns["webhook_id"], columns["webhook_token_hash"])
+            if dead and _bot_may_take(conn, columns):
+                dead = None  # queued: the worker sends it on to the bot
             status = Status.ORPHANED if dead else Status.PENDING
             due = None if dead else now
             values = {
@@ -847,6 +850,21 @@ def _result_id(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> int:
     if row is None:
         raise ResultGone(f"no result {workflow_id!r}")
     return int(row[0])
+
+
+def _bot_may_take(conn: sqlite3.Connection, columns: dict[str, Any]) -> bool:
+    """``bot_fallback_sql`` for a row about to be inserted."""
+    row = conn.execute(
+        "SELECT 1 WHERE "
+        + bot_fallback_sql(":tenant", ":channel_id", ":requester_channel_id", ":requester_user_id"),
+        {
+            "tenant": columns["tenant"],
+            "channel_id": columns["channel_id"],
+            "requester_channel_id": columns["requester_channel_id"],
+            "requester_user_id": columns["requester_user_id"],
+        },
+    ).fetchone()
+    return row is not None
 
 
 def _dead_reason(

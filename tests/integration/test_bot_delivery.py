@@ -168,6 +168,31 @@ async def test_a_dead_webhook_falls_back_to_the_bot_channel(
     assert emulator.counters.requests_after_404 == 0
 
 
+async def test_a_result_for_a_webhook_already_dead_goes_to_the_bot_without_asking_it(
+    client: httpx.AsyncClient,
+    emulator: DiscordEmulator,
+    worker: Worker,
+    bot: EmulatedBot,
+    services: Services,
+    clock: Clock,
+) -> None:
+    # given a webhook known dead for its token (another process saw it die)
+    hook = emulator.create_webhook()
+    channel = emulator.create_channel()
+    await services.store.kill_webhook(hook.id, hook.token, reason="webhook_deleted", now=clock())
+    # when a result for it that names the bot's channel arrives and is delivered
+    accepted = await submit(client, result("wf_late", webhook_url=hook.url, channel_id=channel.id))
+    assert accepted["status"] == "pending"
+    await worker.drain()
+    # then the bot posted it, and the dead webhook was not called again
+    [message] = emulator.channel_messages(channel.id)
+    record = await fetch(client, "wf_late")
+    assert (record["status"], record["messages"][0]["message_id"]) == ("delivered", message.id)
+    assert emulator.messages(hook.id) == []
+    assert emulator.counters.bot_requests.get("POST /channels/{channel_id}/messages") == 1
+    assert [a["route"] for a in await attempts(client, "wf_late")] == ["channel"]
+
+
 async def test_without_a_bot_a_dead_webhook_still_orphans_its_results(
     client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
 ) -> None:

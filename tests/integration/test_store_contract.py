@@ -943,3 +943,23 @@ async def test_a_webhooks_channel_is_remembered_and_the_latest_word_wins(store: 
     await store.learn_webhook_channel(WEBHOOK_ID, THREAD_ID, now=T0 + 2)  # moved
     assert await store.webhook_channel(WEBHOOK_ID) == THREAD_ID
     assert await store.webhook_channel(OTHER_WEBHOOK_ID) is None
+
+
+async def test_a_result_for_a_dead_webhook_is_queued_when_a_bot_may_take_it(store: Store) -> None:
+    # given a dead webhook, and a tenant with a bot
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0)
+    await store.put_bot(
+        BotConfig(tenant="acme", bot_id=BOT_ID, username="relay", token=BOT_TOKEN), now=T0
+    )
+    # when results arrive for it
+    kept = await store.accept(new("channel", channel_id=CHANNEL_ID), now=T0 + 1)
+    plain = await store.accept(new("plain"), now=T0 + 1)
+    other = await store.accept(new("no-bot", tenant="globex", channel_id=CHANNEL_ID), now=T0 + 1)
+    # then the one a bot route may take is queued, the others orphaned with the webhook's reason
+    assert (kept.record.status, kept.record.orphan_reason) == (Status.PENDING, None)
+    assert kept.record == await store.get_result("acme", "channel")
+    for outcome in (plain, other):
+        assert (outcome.record.status, outcome.record.orphan_reason) == (
+            Status.ORPHANED,
+            "webhook_deleted",
+        )
