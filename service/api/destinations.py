@@ -53,7 +53,9 @@ async def put_destination(
     """Checks the webhook with Discord's Get Webhook (nothing is posted), then keeps it."""
     body = await parsed_body(request, DestinationCreate)
     ref = parse_webhook_url(body.webhook_url)
-    await check_webhook(caller.services.sender, ref.webhook_id, ref.token)
+    channel = await check_webhook(caller.services.sender, ref.webhook_id, ref.token)
+    if channel is not None:
+        await caller.store.learn_webhook_channel(ref.webhook_id, channel, now=caller.now())
     # Discord takes the token: if it was marked dead, it works again (for this token only).
     await caller.store.revive_webhook(ref.webhook_id, ref.token)
     destination = Destination(

@@ -53,8 +53,9 @@ def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
 async def resolve_destination(
     store: Store, tenant: str, wanted: DestinationIn | None
 ) -> Destination | None:
-    """A destination as sent (a webhook URL, or a registered name) as the store keeps it."""
-    if wanted is None:
+    """A destination as sent (a webhook URL, or a registered name) as the store keeps it;
+    ``None`` for none, or one naming only a bot channel (``channel_id``)."""
+    if wanted is None or (wanted.webhook_url is None and wanted.name is None):
         return None
     if wanted.webhook_url is not None:
         ref = parse_webhook_url(wanted.webhook_url)
@@ -101,8 +102,8 @@ def _nowhere_to_go() -> RequestValidationError:
             {
                 "type": "missing_destination",
                 "loc": ("body",),
-                "msg": "give a destination (webhook_url or name) or an interaction, "
-                "or start a run with one first",
+                "msg": "give a destination (webhook_url, name or channel_id) or an "
+                "interaction, or start a run with one first",
                 "input": None,
             }
         ]
@@ -123,6 +124,11 @@ async def submit_result(
     encoded as ``results_json`` when given (both computed by the caller, off the event loop for
     a large body), and finish the run of the same workflow id, if there is one: its
     interaction, destination and requester are the defaults for what the result leaves out."""
+    destination = await resolve_destination(store, tenant, payload.destination)
+    interaction = _interaction(payload.interaction)
+    channel_id = payload.destination.channel_id if payload.destination else None
+    if destination is None and interaction is None and channel_id is not None:
+        await _require_bot(store, tenant)
     error = (payload.error.stage, payload.error.message) if payload.error else None
     new = NewResult(
         tenant=tenant,
@@ -135,10 +141,12 @@ async def submit_result(
         message=payload.message.model_dump(mode="json", exclude_none=True)
         if payload.message
         else None,
-        destination=await resolve_destination(store, tenant, payload.destination),
-        interaction=_interaction(payload.interaction),
+        destination=destination,
+        interaction=interaction,
         requester=_requester(payload.requester),
         error=error,
+        channel_id=channel_id,
+        dm_fallback=payload.dm_fallback,
     )
     try:
         outcome = await store.accept(new, now=now)
@@ -147,6 +155,16 @@ async def submit_result(
     if outcome.run_finished and metrics is not None:
         metrics.runs.labels("failed" if error else "finished").inc()
     return outcome
+
+
+async def _require_bot(store: Store, tenant: str) -> None:
+    """A result whose only way to Discord is the bot needs the tenant to have one."""
+    if await store.get_bot(tenant) is None:
+        raise InvalidRequest(
+            "the destination names only a channel, and this tenant has no bot to post there: "
+            "set one with PUT /v1/bot, or give a webhook_url or name",
+            code="no_bot",
+        )
 
 
 def run_body_hash(payload: RunCreate) -> str:
@@ -182,9 +200,10 @@ async def start_run(
     return await store.start_run(new, now=now)
 
 
-async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
+async def check_webhook(sender: Sender, webhook_id: str, token: str) -> str | None:
     """Ask Discord (Get Webhook, nothing posted) whether the webhook works with this token;
-    raise the error a caller should see when it does not."""
+    raise the error a caller should see when it does not. Returns the channel the webhook posts
+    in, when Discord said (where an unanswered part is looked for later)."""
     check = await sender.get_webhook(webhook_id, token)
     if check.disposition is Disposition.DEAD_WEBHOOK:
         raise InvalidRequest(
@@ -195,6 +214,8 @@ async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
         raise InvalidRequest(f"Discord refused the webhook ({check.error})", code="webhook_refused")
     if check.disposition is not Disposition.DELIVERED:
         raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
+    channel = check.body.get("channel_id") if check.body else None
+    return channel if isinstance(channel, str) else None
 
 
 async def revive_if_working(store: Store, sender: Sender, destination: Destination) -> None:

@@ -25,6 +25,7 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    BotConfig,
     DeliveredMessage,
     Destination,
     NewResult,
@@ -53,6 +54,8 @@ from service.store.base import (
     accepted_record,
     api_key_from_row,
     attempt_from_row,
+    bot_from_row,
+    bot_params,
     check_destination_alive,
     check_key_ids,
     check_same_body,
@@ -279,7 +282,7 @@ class PostgresStore(Store):
         # A second pass only if the existing row vanished (deleted) between two statements.
         for _ in range(3):
             outcome: AcceptOutcome | Literal["run"] | None = "run"
-            if new.destination is not None or new.interaction is not None:
+            if new.destination or new.interaction or new.channel_id:
                 outcome = await self._accept_alone(new, now=now)
             if outcome == "run":  # only its run can say where it goes, or it names a run
                 outcome = await self._accept_with_run(new, now=now)
@@ -448,6 +451,23 @@ class PostgresStore(Store):
     async def delete_destination(self, tenant: str, name: str) -> bool:
         return await self._execute("delete the destination", q.DELETE_DESTINATION, tenant, name) > 0
 
+    # -- the tenants' bots ---------------------------------------------------------------------
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        params = bot_params(config, self._cipher, now=now)
+        await self._execute("store the bot", q.PUT_BOT, *(params[n] for n in q.PUT_BOT_PARAMS))
+
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        row = await self._fetchrow("read the bot", q.GET_BOT, tenant)
+        return bot_from_row(row, self._cipher) if row is not None else None
+
+    async def list_bots(self) -> list[BotConfig]:
+        return [
+            bot_from_row(row, self._cipher) for row in await self._fetch("list bots", q.LIST_BOTS)
+        ]
+
+    async def delete_bot(self, tenant: str) -> bool:
+        return await self._execute("delete the bot", q.DELETE_BOT, tenant) > 0
+
     # -- API keys -----------------------------------------------------------------------------
     async def add_api_key(self, key: ApiKey, *, key_hash: str) -> None:
         await self._execute(
@@ -603,6 +623,15 @@ class PostgresStore(Store):
             "read whether the webhook is dead", q.DEAD_REASON, webhook_id, token_hash(token)
         )
         return str(reason) if reason is not None else None
+
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        await self._execute(
+            "record the webhook's channel", q.LEARN_WEBHOOK_CHANNEL, webhook_id, channel_id, now
+        )
+
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        channel = await self._fetchval("read the webhook's channel", q.WEBHOOK_CHANNEL, webhook_id)
+        return str(channel) if channel is not None else None
 
     async def count_pending(self) -> tuple[int, float | None]:
         row = await self._fetchrow("count pending results", q.COUNT_PENDING)

@@ -325,7 +325,7 @@ async def test_everyone_in_results_pings_nobody(
     assert emulator.counters.bad_allowed_mentions == 0
 
 
-async def test_unknown_thread_is_a_permanent_refusal(
+async def test_unknown_thread_is_a_refusal_that_names_itself(
     client: httpx.AsyncClient, emulator: DiscordEmulator, worker: Worker
 ) -> None:
     hook = emulator.create_webhook()
@@ -336,7 +336,8 @@ async def test_unknown_thread_is_a_permanent_refusal(
     await worker.drain()
     record = await fetch(client, "wf_t")
     assert record["status"] == "orphaned"
-    assert record["retrieval_info"]["reason"] == "discord_refused_404_10003"
+    # "not here" moves on to the next route; with no bot there is none, and the reason says why
+    assert record["retrieval_info"]["reason"] == "unknown_channel"
 
 
 async def test_redeliver_sends_again_to_another_destination(

@@ -13,6 +13,7 @@ from service.domain import (
     ApiKey,
     Attempt,
     AttemptOutcome,
+    BotConfig,
     DeliveredMessage,
     Destination,
     InFlight,
@@ -35,6 +36,9 @@ from service.store.base import NoDestination
 from service.store.sqlite import SQLiteStore
 from tests.support import (
     APPLICATION_ID,
+    BOT_ID,
+    BOT_TOKEN,
+    CHANNEL_ID,
     CIPHER,
     FAKE_TOKEN,
     INTERACTION_ID,
@@ -567,6 +571,59 @@ async def test_destinations_belong_to_a_tenant(store: Store) -> None:
     assert await store.list_destinations("acme") == []
 
 
+async def test_a_tenant_has_one_bot_replaced_in_place(store: Store) -> None:
+    bot = BotConfig(tenant="acme", bot_id=BOT_ID, username="relay-bot", token=BOT_TOKEN)
+    await store.put_bot(bot, now=T0)
+    assert await store.get_bot("acme") == bot
+    assert await store.get_bot("other") is None
+    # a second put replaces the first, whoever set it
+    configured = replace(bot, username="renamed", dm_fallback=True, source="config")
+    await store.put_bot(configured, now=T0 + 1)
+    await store.put_bot(replace(bot, tenant="other", token=OTHER_TOKEN), now=T0 + 1)
+    assert await store.get_bot("acme") == configured
+    assert [b.tenant for b in await store.list_bots()] == ["acme", "other"]
+    assert await store.delete_bot("acme")
+    assert not await store.delete_bot("acme")
+    assert await store.get_bot("acme") is None
+    assert (await store.get_bot("other")) == replace(bot, tenant="other", token=OTHER_TOKEN)
+
+
+async def test_a_result_naming_only_a_channel_has_the_channel_lane(store: Store) -> None:
+    only_channel = new("c", None, channel_id=CHANNEL_ID, dm_fallback=True)
+    outcome = await store.accept(only_channel, now=T0)
+    assert outcome.record.lane == f"channel:{CHANNEL_ID}"
+    assert (outcome.record.channel_id, outcome.record.dm_fallback) == (CHANNEL_ID, True)
+    assert await store.get_result("acme", "c") == outcome.record
+    assert await store.claim_lane("w", now=T0, lease_seconds=30) == f"channel:{CHANNEL_ID}"
+    # beside a webhook, the webhook goes first and the channel is the bot's fallback
+    beside = await store.accept(new("w", HOOK, channel_id=CHANNEL_ID, dm_fallback=False), now=T0)
+    assert beside.record.lane == WEBHOOK_ID
+    assert (beside.record.channel_id, beside.record.dm_fallback) == (CHANNEL_ID, False)
+    plain = await store.accept(new("p"), now=T0)
+    assert (plain.record.channel_id, plain.record.dm_fallback) == (None, None)
+
+
+async def test_a_results_channel_survives_redeliver_listing_and_retention(store: Store) -> None:
+    # given a delivered result with a channel beside its webhook, and one naming only a channel
+    await store.accept(new("w", HOOK, channel_id=CHANNEL_ID, dm_fallback=True), now=T0)
+    await store.accept(new("c", None, channel_id=CHANNEL_ID), now=T0 + 100)
+    await deliver(store, "w", T0 + 1)
+    # when both are redelivered (one to another webhook) and listed
+    moved = await store.redeliver("acme", "w", destination=OTHER_HOOK, now=T0 + 2)
+    again = await store.redeliver("acme", "c", destination=None, now=T0 + 101)
+    assert moved is not None and again is not None
+    assert (moved.channel_id, moved.dm_fallback, moved.lane) == (CHANNEL_ID, True, OTHER_WEBHOOK_ID)
+    assert (again.channel_id, again.lane) == (CHANNEL_ID, f"channel:{CHANNEL_ID}")
+    page = await store.list_results("acme", ResultFilter(), limit=10, cursor=None)
+    assert {r.workflow_id: r.channel_id for r in page.items} == {"w": CHANNEL_ID, "c": CHANNEL_ID}
+    # then retention keeps the newer one as it was
+    await deliver(store, "w", T0 + 3)
+    await deliver(store, "c", T0 + 103)
+    assert await store.purge(before=T0 + 50) == 1
+    kept = await store.get_result("acme", "c")
+    assert kept is not None and (kept.channel_id, kept.dm_fallback) == (CHANNEL_ID, None)
+
+
 async def test_api_keys_resolve_until_revoked(store: Store) -> None:
     key = ApiKey(key_id="k1", tenant="acme", label="ci", created_at=T0, revoked_at=None)
     await store.add_api_key(key, key_hash="h1")
@@ -934,3 +991,74 @@ async def test_purge_removes_old_settled_runs_only(store: Store) -> None:
     await store.purge(before=T0 + 50)
     page = await store.list_runs("acme", RunFilter(), limit=10, cursor=None)
     assert sorted(r.workflow_id for r in page.items) == ["run-new-done", "run-old-live"]
+
+
+async def test_kill_webhook_leaves_the_results_a_bot_may_still_take(store: Store) -> None:
+    # given a tenant with a bot, one without, and results that name a channel, a requester or
+    # neither
+    await store.put_bot(
+        BotConfig(tenant="acme", bot_id=BOT_ID, username="relay", token=BOT_TOKEN), now=T0
+    )
+    await store.accept(new("channel", channel_id=CHANNEL_ID), now=T0)
+    await store.accept(new("requester", requester=Requester(user_id=BOT_ID)), now=T0)
+    await store.accept(new("plain"), now=T0)
+    await store.accept(new("no-bot", tenant="globex", channel_id=CHANNEL_ID), now=T0)
+    # when the webhook dies
+    killed = await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
+    # then only the results no bot route can take are orphaned; the others stay queued
+    assert killed == 2
+    statuses = {}
+    for tenant, workflow_id in [
+        ("acme", "channel"),
+        ("acme", "requester"),
+        ("acme", "plain"),
+        ("globex", "no-bot"),
+    ]:
+        record = await store.get_result(tenant, workflow_id)
+        assert record is not None
+        statuses[workflow_id] = record.status
+    assert statuses == {
+        "channel": Status.PENDING,
+        "requester": Status.PENDING,
+        "plain": Status.ORPHANED,
+        "no-bot": Status.ORPHANED,
+    }
+
+
+async def test_each_redeliver_starts_a_new_delivery_round(store: Store) -> None:
+    accepted = await store.accept(new("wf"), now=T0)
+    assert accepted.record.delivery_round == 0
+    assert (await store.get_result("acme", "wf")).delivery_round == 0  # type: ignore[union-attr]
+    for expected in (1, 2):
+        record = await store.redeliver("acme", "wf", destination=None, now=T0 + expected)
+        assert record is not None and record.delivery_round == expected
+
+
+async def test_a_webhooks_channel_is_remembered_and_the_latest_word_wins(store: Store) -> None:
+    assert await store.webhook_channel(WEBHOOK_ID) is None
+    await store.learn_webhook_channel(WEBHOOK_ID, CHANNEL_ID, now=T0)
+    await store.learn_webhook_channel(WEBHOOK_ID, CHANNEL_ID, now=T0 + 1)
+    assert await store.webhook_channel(WEBHOOK_ID) == CHANNEL_ID
+    await store.learn_webhook_channel(WEBHOOK_ID, THREAD_ID, now=T0 + 2)  # moved
+    assert await store.webhook_channel(WEBHOOK_ID) == THREAD_ID
+    assert await store.webhook_channel(OTHER_WEBHOOK_ID) is None
+
+
+async def test_a_result_for_a_dead_webhook_is_queued_when_a_bot_may_take_it(store: Store) -> None:
+    # given a dead webhook, and a tenant with a bot
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0)
+    await store.put_bot(
+        BotConfig(tenant="acme", bot_id=BOT_ID, username="relay", token=BOT_TOKEN), now=T0
+    )
+    # when results arrive for it
+    kept = await store.accept(new("channel", channel_id=CHANNEL_ID), now=T0 + 1)
+    plain = await store.accept(new("plain"), now=T0 + 1)
+    other = await store.accept(new("no-bot", tenant="globex", channel_id=CHANNEL_ID), now=T0 + 1)
+    # then the one a bot route may take is queued, the others orphaned with the webhook's reason
+    assert (kept.record.status, kept.record.orphan_reason) == (Status.PENDING, None)
+    assert kept.record == await store.get_result("acme", "channel")
+    for outcome in (plain, other):
+        assert (outcome.record.status, outcome.record.orphan_reason) == (
+            Status.ORPHANED,
+            "webhook_deleted",
+        )
