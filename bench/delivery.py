@@ -19,11 +19,17 @@ a freshly created PostgreSQL database on the ``--database-url`` server, dropped 
     database (lease left at its default). The time from the SIGKILL to the first message stored
     after the restart; once nothing is pending, the duplicates Discord holds against the
     ambiguous attempts the service recorded (attempts API and ``/metrics``).
+(d) a channel-route burst: N results (default 500) over K channels (default 25) posted by the
+    tenant's bot (Create Message with a nonce), with Discord's bot limits: 5 requests per 5 s per
+    channel on the route, 50 per second for the bot. The time from the first POST to the last
+    message stored against the minimum those limits allow (the bot's budget counted at the
+    service's own rate, RELAY_GLOBAL_RPS), 429s by scope, premature requests, and duplicates
+    (messages beyond one per result, and Create Message calls Discord answered from a nonce).
 
 Only 127.0.0.1 is used; every process stops at the end, on error too.
 
-    python bench/delivery.py [--parts a,b,c] [--results 500] [--webhooks 25] [--samples 200]
-        [--crash-results 200] [--crash-webhooks 10] [--database-url ...]
+    python bench/delivery.py [--parts a,b,c,d] [--results 500] [--webhooks 25] [--samples 200]
+        [--crash-results 200] [--crash-webhooks 10] [--channels 25] [--database-url ...]
 """
 
 from __future__ import annotations
@@ -56,7 +62,14 @@ PER_WEBHOOK = (5, 2.0)
 GLOBAL = (50, 1.0)
 UNLIMITED = [1_000_000, 1.0]
 DISCORD_LIMITS = {"webhook": list(PER_WEBHOOK), "channel": UNLIMITED, "global": list(GLOBAL)}
-PARTS = ("a", "b", "c")
+BOT_ROUTE = (5, 5.0)  # Create Message per channel, as Discord announces it for bots
+BOT_GLOBAL = (50, 1.0)
+BOT_LIMITS = {
+    **DISCORD_LIMITS,
+    "bot_route": list(BOT_ROUTE),
+    "bot_global": list(BOT_GLOBAL),
+}
+PARTS = ("a", "b", "c", "d")
 CRASH_DEADLINE_S = 180.0  # the whole of (c) after the SIGKILL, lease expiry included
 
 
@@ -338,6 +351,95 @@ def crash_and_restart(
     )
 
 
+# -- (d) the channel-route burst ----------------------------------------------------------------
+
+
+def channel_messages(control: httpx.Client, channels: list[str]) -> list[tuple[str, float]]:
+    """Every message Discord holds in ``channels``: (workflow id from the footer, the time
+    Discord stored it)."""
+    found: list[tuple[str, float]] = []
+    for channel in channels:
+        for message in control.get(f"/_emulator/channels/{channel}/messages").json()["messages"]:
+            footer = message["embeds"][0]["footer"]["text"] if message["embeds"] else ""
+            found.append((footer.removeprefix("workflow "), message["received_at"]))
+    return found
+
+
+def channel_minimum(results: int, channels: int, rate: float) -> tuple[float, float, float]:
+    """(minimum, per-channel part, bot-global part) the bot limits allow at ``rate``/s.
+
+    The two limits add up rather than overlap at the end: every channel's last window opens at
+    the earliest after its earlier windows, and the requests left for those last windows, over
+    all channels, then go at the bot's rate."""
+    n, window = BOT_ROUTE
+    rate = min(rate, BOT_GLOBAL[0] / BOT_GLOBAL[1])
+    per_channel = math.ceil(results / channels)
+    earlier = max(math.ceil(per_channel / n) - 1, 0)
+    last = sum(min(len(range(c, results, channels)) - earlier * n, n) for c in range(channels))
+    route_minimum = earlier * window + max(last - 1, 0) / rate
+    global_minimum = (results - 1) / rate
+    return max(route_minimum, global_minimum), route_minimum, global_minimum
+
+
+def channel_burst(
+    control: httpx.Client, relay: str, results: int, channels: int, rps: float
+) -> None:
+    control.put("/_emulator/limits", json=BOT_LIMITS)
+    control.post("/_emulator/counters/reset")
+    bot = control.post("/_emulator/bots", json={}).json()
+    with httpx.Client(base_url=relay, headers=AUTH, timeout=30) as api:
+        response = api.put("/v1/bot", json={"token": bot["token"]})
+        if response.status_code != 200:
+            raise RuntimeError(f"PUT /v1/bot answered {response.status_code}: {response.text}")
+    ids = [control.post("/_emulator/channels", json={}).json()["id"] for _ in range(channels)]
+    bodies = [
+        {
+            "workflow_id": f"channel_{i}",
+            "results": {"summary": f"Result channel_{i}", "score": 0.5},
+            "destination": {"channel_id": ids[i % channels]},
+        }
+        for i in range(results)
+    ]
+    control.post("/_emulator/counters/reset")
+    posted = asyncio.run(post_all(relay, bodies, concurrency=32))
+    deadline = time.monotonic() + 600
+    while True:
+        held = channel_messages(control, ids)
+        workflows = {w for w, _ in held}
+        if len(workflows) >= results:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(workflows)} of {results} delivered in 600 s")
+        time.sleep(0.5)  # reading every message is work for the emulator: not too often
+    elapsed = max(at for _, at in held) - min(posted.started.values())
+    minimum, route_minimum, global_minimum = channel_minimum(results, channels, rps)
+    discord_minimum, _, _ = channel_minimum(results, channels, BOT_GLOBAL[0] / BOT_GLOBAL[1])
+    counters = control.get("/_emulator/counters").json()
+    limited = counters["rate_limited"]
+    n, window = BOT_ROUTE
+    print(
+        f"(d) {results} results over {channels} channels by the tenant's bot, {n} per {window:g} s "
+        f"per channel, {BOT_GLOBAL[0]}/s for the bot, service budget {rps:g}/s"
+    )
+    print(
+        f"    delivered in {elapsed:.2f} s; minimum the limits allow "
+        f"{minimum:.2f} s (per channel windows then the last ones at the bot's rate "
+        f"{route_minimum:.2f} s, bot global alone {global_minimum:.2f} s); "
+        f"ratio {elapsed / minimum:.3f} (target at most 1.10)"
+    )
+    print(
+        f"    Discord's own minimum (the bot at {BOT_GLOBAL[0]}/s) {discord_minimum:.2f} s; "
+        f"ratio {elapsed / discord_minimum:.3f}"
+    )
+    print(
+        f"    429s: user {limited.get('user', 0)}, shared {limited.get('shared', 0)}, "
+        f"global {limited.get('global', 0)}; premature requests {counters['premature_requests']}; "
+        f"duplicates {len(held) - len(workflows)} ({len(held)} messages, "
+        f"{counters['nonce_deduplicated']} answered from a nonce); payload 400s "
+        f"{counters['payload_400s']}"
+    )
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -350,12 +452,13 @@ def parse_parts(text: str) -> set[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--parts", type=parse_parts, default=set(PARTS), help="default a,b,c")
+    parser.add_argument("--parts", type=parse_parts, default=set(PARTS), help="default a,b,c,d")
     parser.add_argument("--results", type=int, default=500)
     parser.add_argument("--webhooks", type=int, default=25)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--crash-results", type=int, default=200)
     parser.add_argument("--crash-webhooks", type=int, default=10)
+    parser.add_argument("--channels", type=int, default=25)
     parser.add_argument(
         "--database-url",
         help="backend of every part: default a temporary SQLite file; a postgresql:// server "
@@ -376,6 +479,9 @@ def main() -> int:
         if "c" in args.parts:
             with fresh_database(args.database_url) as url:
                 crash_and_restart(control, url, env, args.crash_results, args.crash_webhooks)
+        if "d" in args.parts:
+            with fresh_database(args.database_url) as url, running_server(url, env) as server:
+                channel_burst(control, server.base_url, args.results, args.channels, rps)
     return 0
 
 

@@ -39,6 +39,7 @@ from bot_client._interaction import (
 )
 from bot_client._models import (
     Attempt,
+    BotInfo,
     DeliveredMessage,
     Destination,
     DestinationInfo,
@@ -66,6 +67,7 @@ __all__ = [
     "APIError",
     "Attempt",
     "AuthenticationError",
+    "BotInfo",
     "ConflictError",
     "DeliveredMessage",
     "Destination",

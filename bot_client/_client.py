@@ -35,6 +35,8 @@ from bot_client._json import check_body, check_json
 from bot_client._listing import every, list_params
 from bot_client._models import (
     Attempt,
+    BotInfo,
+    Destination,
     DestinationInfo,
     DestinationInput,
     MessageInput,
@@ -240,10 +242,16 @@ class RelayClient:
         interaction: InteractionRef | None = None,
         requester: Requester | None = None,
         error: RunFailure | Mapping[str, str] | None = None,
+        channel_id: str | int | None = None,
+        dm_fallback: bool | None = None,
     ) -> SubmitOutcome:
         """Hand a finished result to the service (see ``submit``). With ``error`` (``stage``,
         ``message``) it reports a failed run instead, ``results`` then being what there is of
-        them (``{}`` by default); the service delivers it rendered as an error."""
+        them (``{}`` by default); the service delivers it rendered as an error.
+
+        ``channel_id``: a channel the tenant's bot (``set_bot``) posts in, alone or as the
+        fallback after ``destination``'s webhook. ``dm_fallback``: whether the bot may send it
+        to the requester in a DM when no channel takes it (None: the bot's default)."""
         if results is None:
             if error is None:
                 raise TypeError("submit_result() needs results (or error, for a failed run)")
@@ -253,6 +261,9 @@ class RelayClient:
         results = dict(results)
         check_json(results, "results")
         target = as_destination(destination) if destination is not None else None
+        target = target or self.default_destination
+        if channel_id is not None:
+            target = (target or Destination()).model_copy(update={"channel_id": str(channel_id)})
         submission = ResultSubmission.model_validate(
             {
                 "workflow_id": workflow_id,
@@ -260,10 +271,11 @@ class RelayClient:
                 "url": url,
                 "depth": depth,
                 "message": message,
-                "destination": target or self.default_destination,
+                "destination": target,
                 "interaction": interaction,
                 "requester": requester,
                 "error": error,
+                "dm_fallback": dm_fallback,
             }
         )
         return await self.submit(submission)
@@ -546,6 +558,27 @@ class RelayClient:
 
     async def delete_destination(self, name: str) -> None:
         await self._request("DELETE", f"/v1/destinations/{_segment(name)}", retry="unsent")
+
+    # -- the tenant's bot -----------------------------------------------------------------------
+
+    async def set_bot(self, token: str, *, dm_fallback: bool = False) -> BotInfo:
+        """Give the service the tenant's bot token (checked with Discord first, stored
+        encrypted, never shown again); ``dm_fallback``: the default for results that do not
+        say whether a DM to the requester is allowed."""
+        response = await self._request(
+            "PUT",
+            "/v1/bot",
+            json={"token": token, "dm_fallback": dm_fallback},
+            secrets=[token],
+        )
+        return _parse(BotInfo, response)
+
+    async def get_bot(self) -> BotInfo:
+        """The tenant's bot; ``NotFoundError`` (code ``no_bot``) when it has none."""
+        return _parse(BotInfo, await self._request("GET", "/v1/bot"))
+
+    async def delete_bot(self) -> None:
+        await self._request("DELETE", "/v1/bot", retry="unsent")
 
     # -- spool --------------------------------------------------------------------------------
 

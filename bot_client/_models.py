@@ -19,19 +19,22 @@ from bot_client._interaction import InteractionRef, Requester, Snowflake
 from bot_client._json import check_body, check_json
 
 Status = Literal["pending", "delivered", "orphaned"]
-Route = Literal["webhook", "interaction"]
+Route = Literal["webhook", "interaction", "channel", "dm"]
 RunStatus = Literal["running", "handed_off", "finished", "failed", "abandoned"]
 
 
 class Destination(BaseModel):
     """Where a result goes: a channel webhook URL, or the name of a registered destination,
-    optionally into a thread. The URL holds the webhook's token: it is left out of ``repr``."""
+    optionally into a thread; and/or ``channel_id``, a channel the tenant's bot posts in (alone,
+    or as the fallback after the webhook). The URL holds the webhook's token: it is left out of
+    ``repr``."""
 
     model_config = ConfigDict(frozen=True)
 
     webhook_url: str | None = Field(default=None, repr=False)
     name: str | None = None
     thread_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
 
 
 class Message(BaseModel):
@@ -91,6 +94,7 @@ class ResultSubmission(BaseModel):
     interaction: InteractionRef | None = None
     requester: Requester | None = None
     error: RunFailure | None = None
+    dm_fallback: bool | None = None  # None: the tenant's default (its bot's)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body; the same submission always gives the same body (idempotency).
@@ -146,11 +150,24 @@ class _Answer(BaseModel):
 
 
 class DestinationInfo(_Answer):
-    """A destination as the service shows it: the webhook id, never its token."""
+    """A destination as the service shows it: the webhook id, never its token; a result's
+    also shows the bot's ``channel_id`` (then ``webhook_id`` may be None)."""
 
     name: str | None = None
-    webhook_id: str
+    webhook_id: str | None = None
     thread_id: str | None = None
+    channel_id: str | None = None
+
+
+class BotInfo(_Answer):
+    """The tenant's bot as the service shows it: never its token. ``id`` and ``username`` are
+    None for a configured bot Discord has not confirmed yet; ``source`` is ``api`` (set with
+    ``set_bot``) or ``config`` (set by the operator: ``set_bot`` and ``delete_bot`` are refused)."""
+
+    id: str | None = None
+    username: str | None = None
+    dm_fallback: bool = False
+    source: str
 
 
 class InteractionInfo(_Answer):
@@ -181,6 +198,7 @@ class ResultSummary(_Answer):
     url: str | None = None
     depth: str | None = None
     destination: DestinationInfo | None = None
+    dm_fallback: bool | None = None
     interaction: InteractionInfo | None = None
     requester: Requester | None = None
     created_at: datetime

@@ -2,18 +2,26 @@
 
     await bot.add_cog(RelayCog(bot, relay))
 
-Only the requester of a result, or a member with Manage Server in the result's own server, sees
+``/retrieve_results workflow_id:`` shows one result (or, while its result is not in, its run);
+without a ``workflow_id`` it lists the user's own results and runs, narrowed by ``url``,
+``since`` and ``until``. ``workflow_id`` autocompletes from the user's recent ones.
+
+Only the requester of a result or run, or a member with Manage Server in its own server, sees
 it; everyone else gets the same polite answer as for an unknown id, so nobody learns what exists.
-Every answer is ephemeral. This is the only module that imports discord.py.
+Every answer is ephemeral. This is the only module that imports discord.py; what it shows is
+worked out in ``bot_client._retrieve``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 import discord
 from discord import app_commands
@@ -21,25 +29,45 @@ from discord.ext import commands
 
 from bot_client._client import RelayClient
 from bot_client._exceptions import NotFoundError, RelayError
-from bot_client._models import ResultRecord, ResultSummary
+from bot_client._interaction import Requester
+from bot_client._models import ResultRecord, ResultSummary, Run
+from bot_client._retrieve import (
+    CHOICES_LIMIT,
+    CONTENT_LIMIT,
+    Entry,
+    Query,
+    choices,
+    code_text,
+    contains,
+    entries,
+    read_options,
+    render_listing,
+    render_run,
+    search_text,
+    short,
+)
 
 __all__ = ["RelayCog", "can_view", "render_record"]
 
 log = logging.getLogger("bot_client.discord")
 
-CONTENT_LIMIT = 2000
 DEFAULT_FILE_LIMIT = 10 * 1024 * 1024  # Discord's default upload limit
 RECENT = 10
+# Discord drops an autocomplete answer after 3 s: give up well before, with no choices.
+AUTOCOMPLETE_SECONDS = 2.0
+# How many of the user's results (and as many runs) a listing looks through for a url.
+SCAN = 200
 
 NOT_FOUND = (
     "I can't find a result `{workflow_id}` that you can view. Check the id, or run "
-    "`/retrieve_results` without one to list your undelivered results."
+    "`/retrieve_results` without one to list your recent results and runs."
 )
 UNAVAILABLE = (
     "The result service can't be reached right now. Your results are kept safe; "
     "please try again in a few minutes."
 )
-NONE_ORPHANED = "You have no undelivered results right now."
+
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +78,14 @@ class Reply:
     attachment: tuple[str, bytes] | None = None
 
 
-def _id_for_text(workflow_id: str) -> str:
-    """A user-typed id, safe inside inline code."""
-    return workflow_id.replace("`", "'")[:128]
+class _Owned(Protocol):
+    @property
+    def requester(self) -> Requester | None: ...
 
 
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def can_view(record: ResultSummary, interaction: discord.Interaction) -> bool:
-    """The requester always; a Manage Server member only for results of that same server."""
+def can_view(record: _Owned, interaction: discord.Interaction) -> bool:
+    """The requester always; a Manage Server member only for results (and runs) of that same
+    server."""
     requester = record.requester
     if requester is None:
         return False
@@ -73,14 +98,14 @@ def can_view(record: ResultSummary, interaction: discord.Interaction) -> bool:
 
 
 def _header(record: ResultSummary) -> list[str]:
-    lines = [f"**Result `{_id_for_text(record.workflow_id)}`** ({record.status})"]
+    lines = [f"**Result `{code_text(record.workflow_id)}`** ({record.status})"]
     if record.url:
-        lines.append(f"Source: <{_short(record.url, 300)}>")
+        lines.append(f"Source: <{short(record.url, 300)}>")
     if record.depth:
-        lines.append(f"Depth: {_short(record.depth, 64)}")
+        lines.append(f"Depth: {short(record.depth, 64)}")
     lines.append(f"Finished: <t:{int(record.created_at.timestamp())}:f>")
     if record.status == "orphaned" and record.retrieval_info.reason:
-        lines.append(f"Not delivered: {_short(record.retrieval_info.reason, 200)}")
+        lines.append(f"Not delivered: {short(record.retrieval_info.reason, 200)}")
     return lines
 
 
@@ -103,43 +128,67 @@ def render_record(record: ResultRecord, *, file_limit: int = DEFAULT_FILE_LIMIT)
     )
 
 
-def _listing(items: list[ResultSummary]) -> Reply:
-    if not items:
-        return Reply(NONE_ORPHANED)
-    footer = "\nShow one with `/retrieve_results workflow_id:<id>`."
-    lines = ["Your undelivered results, newest first:"]
-    for item in items:
-        line = f"• `{_id_for_text(item.workflow_id)}` <t:{int(item.created_at.timestamp())}:R>"
-        if item.url:
-            line += f" <{_short(item.url, 200)}>"
-        if len("\n".join([*lines, line])) + len(footer) > CONTENT_LIMIT:
+async def _first(
+    items: AsyncIterator[_Item], keep: Callable[[_Item], bool], count: int, scan: int
+) -> list[_Item]:
+    """The first ``count`` items ``keep`` takes, looking at no more than ``scan``."""
+    kept: list[_Item] = []
+    seen = 0
+    async for item in items:
+        seen += 1
+        if keep(item):
+            kept.append(item)
+        if len(kept) == count or seen == scan:
             break
-        lines.append(line)
-    return Reply("\n".join(lines) + footer)
+    return kept
 
 
 class RelayCog(commands.Cog):
-    """``/retrieve_results [workflow_id]``: a result, or the user's undelivered ones."""
+    """``/retrieve_results [workflow_id] [url] [since] [until]``: a result, or the user's
+    recent results and runs."""
 
-    def __init__(self, bot: commands.Bot, client: RelayClient, *, recent: int = RECENT) -> None:
+    def __init__(
+        self,
+        bot: commands.Bot,
+        client: RelayClient,
+        *,
+        recent: int = RECENT,
+        autocomplete_seconds: float = AUTOCOMPLETE_SECONDS,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.bot = bot
         self.client = client
         self.recent = recent
+        self.autocomplete_seconds = autocomplete_seconds
+        self.now = now  # what an age such as 2d counts back from
 
     @app_commands.command(
-        name="retrieve_results", description="Show a result the relay kept for you"
+        name="retrieve_results", description="Show a result the relay kept for you, or list yours"
     )
-    @app_commands.describe(workflow_id="The id from the result; leave it out to list yours")
+    @app_commands.describe(
+        workflow_id="The id from the result; leave it out to list yours",
+        url="List those whose URL holds this",
+        since="List those from this time on: 2026-12-01, 2026-12-01T14:30 (UTC), or 30m, 6h, 2d",
+        until="List those before this time: a date (that whole day), a date and time, or an age",
+    )
     async def retrieve_results(
-        self, interaction: discord.Interaction, workflow_id: str | None = None
+        self,
+        interaction: discord.Interaction,
+        workflow_id: str | None = None,
+        url: app_commands.Range[str, 1, 100] | None = None,
+        since: app_commands.Range[str, 1, 40] | None = None,
+        until: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         # The lookup goes over the network (with retries): answer Discord within 3 s first.
         await interaction.response.defer(ephemeral=True, thinking=True)
+        options = read_options(url, since, until, now=self.now())
         try:
-            if workflow_id:
+            if isinstance(options, str):
+                reply = Reply(options)
+            elif workflow_id and workflow_id.strip():
                 reply = await self._one(interaction, workflow_id.strip())
             else:
-                reply = await self._mine(interaction)
+                reply = await self._mine(interaction, options)
         except RelayError as exc:
             log.warning("retrieve_results: relay unavailable", extra={"error_code": exc.code})
             reply = Reply(UNAVAILABLE)
@@ -154,19 +203,89 @@ class RelayCog(commands.Cog):
             **kwargs,
         )
 
+    @retrieve_results.autocomplete("workflow_id")
+    async def workflow_id_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The user's own recent workflow ids holding what they typed, newest first. Any
+        failure, or no answer in time, is no choices: the user can still type the id."""
+        try:
+            async with asyncio.timeout(self.autocomplete_seconds):
+                listed = await self._recent(interaction, search_text(current), CHOICES_LIMIT)
+        except Exception as exc:  # an autocomplete must answer, whatever went wrong
+            log.warning(
+                "retrieve_results: no autocomplete choices",
+                extra={"error_type": exc.__class__.__name__},
+            )
+            return []
+        return [
+            app_commands.Choice(name=name, value=value) for name, value in choices(listed, current)
+        ]
+
+    async def _recent(
+        self, interaction: discord.Interaction, q: str | None, limit: int
+    ) -> list[Entry]:
+        """One page of the user's results and one of their runs, as entries."""
+        user = interaction.user.id
+        results, runs = await asyncio.gather(
+            self.client.list_page(q=q, requester_id=user, limit=limit),
+            self.client.list_run_page(q=q, requester_id=user, limit=limit),
+        )
+        return entries(
+            [r for r in results.items if can_view(r, interaction)],
+            [r for r in runs.items if can_view(r, interaction)],
+        )
+
     async def _one(self, interaction: discord.Interaction, workflow_id: str) -> Reply:
-        refusal = Reply(NOT_FOUND.format(workflow_id=_id_for_text(workflow_id)))
+        refusal = Reply(NOT_FOUND.format(workflow_id=code_text(workflow_id)))
         try:
             record = await self.client.get_result(workflow_id)
         except NotFoundError:
-            return refusal
+            return await self._run(interaction, workflow_id, refusal)
         if not can_view(record, interaction):
             return refusal
         limit = getattr(interaction, "filesize_limit", None) or DEFAULT_FILE_LIMIT
         return render_record(record, file_limit=limit)
 
-    async def _mine(self, interaction: discord.Interaction) -> Reply:
-        page = await self.client.list_page(
-            status="orphaned", requester_id=interaction.user.id, limit=self.recent
+    async def _run(
+        self, interaction: discord.Interaction, workflow_id: str, refusal: Reply
+    ) -> Reply:
+        """No result under that id: its run, while the result is not in."""
+        try:
+            run = await self.client.get_run(workflow_id)
+        except NotFoundError:
+            return refusal
+        return Reply(render_run(run)) if can_view(run, interaction) else refusal
+
+    async def _mine(self, interaction: discord.Interaction, options: Query) -> Reply:
+        """The user's results and runs matching the options, newest first, a short page."""
+        user = interaction.user.id
+        wanted = options.url
+
+        def keep(item: ResultSummary | Run) -> bool:
+            return can_view(item, interaction) and (wanted is None or contains(item.url, wanted))
+
+        # q narrows on the service's side, to ids or URLs holding the text; keep() to URLs.
+        # Without a url every row is kept: one page of each is enough.
+        size = self.recent if wanted is None else 50
+        since, until = options.since, options.until
+        results, runs = await asyncio.gather(
+            _first(
+                self.client.list_results(
+                    q=wanted, requester_id=user, since=since, until=until, page_size=size
+                ),
+                keep,
+                self.recent,
+                SCAN,
+            ),
+            _first(
+                self.client.list_runs(
+                    q=wanted, requester_id=user, since=since, until=until, page_size=size
+                ),
+                keep,
+                self.recent,
+                SCAN,
+            ),
         )
-        return _listing(page.items)
+        listed = entries(results, runs)[: self.recent]
+        return Reply(render_listing(listed, filtered=options.filtered, limit=CONTENT_LIMIT))

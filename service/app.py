@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from service import __version__
-from service.api import destinations, health, results, runs
+from service.api import bot, destinations, health, results, runs
 from service.api.body import document_bodies
 from service.api.errors import install_error_handlers
 from service.config import Settings
@@ -83,6 +83,7 @@ def create_app(
     app.include_router(results.router)
     app.include_router(runs.router)
     app.include_router(destinations.router)
+    app.include_router(bot.router)
     app.include_router(health.router)
     install_error_handlers(app)
     install_ui(app, settings)

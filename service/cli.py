@@ -40,7 +40,8 @@ TENANT_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 EPILOG = """\
 Settings come from RELAY_* environment variables (see README.md), for example
-RELAY_DATABASE_URL (default sqlite:///./data/relay.db) and RELAY_API_KEYS (tenant:key,...).
+RELAY_DATABASE_URL (default sqlite:///./data/relay.db), RELAY_API_KEYS (tenant:key,...) and
+RELAY_BOT_TOKENS (tenant:token,...: checked with Discord at every start).
 """
 
 
@@ -137,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 SECRETS_EPILOG = """\
-What is encrypted: the webhook and interaction tokens of results and the tokens of registered
-destinations (AES-GCM). Token hashes, used to find dead webhooks, stay as they are.
+What is encrypted: the webhook and interaction tokens of results, the tokens of registered
+destinations, and the tenants' bot tokens (AES-GCM). Token hashes, used to find dead webhooks,
+stay as they are.
 
 To rotate the key:
   1. export RELAY_SECRET_KEY_PREVIOUS=$RELAY_SECRET_KEY
@@ -157,7 +159,7 @@ def _add_secrets(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     secrets = commands.add_parser(
         "secrets",
         help="make a secret key; re-encrypt stored tokens under it",
-        description="Webhook and interaction tokens are stored encrypted under "
+        description="Webhook, interaction and bot tokens are stored encrypted under "
         "RELAY_SECRET_KEY (32 random bytes, base64url).",
         epilog=SECRETS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -5,16 +5,36 @@ Build them with :func:`load_settings` and pass them down; nothing reads the envi
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.crypto import SecretKeyError, decode_key
+from service.discord.bot_sender import BOT_TOKEN_PATTERN
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/relay.db"
 MIN_API_KEY_LENGTH = 16
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfiguredBot(BaseModel):
+    """One tenant's bot as ``RELAY_BOT_TOKENS`` gives it (``tenant:token`` or
+    ``tenant:token:dm``); the token never shows in a repr."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: SecretStr
+    dm_fallback: bool = False
 
 
 class Settings(BaseSettings):
@@ -26,6 +46,11 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="Static API keys as 'tenant:key,tenant2:key2' (key -> tenant once parsed).",
+    )
+    bot_tokens: Annotated[dict[str, ConfiguredBot], NoDecode] = Field(
+        default_factory=dict,
+        description="The tenants' Discord bots as 'tenant:token,tenant2:token2:dm' ('dm': the "
+        "tenant's results may fall back to a DM); checked with Discord at start.",
     )
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     # Room for two bodies of the largest size at once, plus every small one arriving meanwhile:
@@ -143,6 +168,35 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {position} repeats the key of an earlier entry")
             keys[key] = tenant
         return keys
+
+    @field_validator("bot_tokens", mode="before")
+    @classmethod
+    def _parse_bot_tokens(cls, value: object) -> object:
+        """Parse ``tenant:token[:dm],...`` into ``{tenant: ConfiguredBot}``. As for the API
+        keys, a refusal names the entry by position and the rule, never its characters."""
+        if not isinstance(value, str):
+            return value
+        bots: dict[str, ConfiguredBot] = {}
+        for position, entry in enumerate((part.strip() for part in value.split(",")), start=1):
+            if not entry:
+                continue
+            tenant, sep, rest = (part.strip() for part in entry.partition(":"))
+            token, _, flag = (part.strip() for part in rest.partition(":"))
+            if not sep:
+                raise ValueError(f"entry {position} has no ':' between tenant and token")
+            if not tenant:
+                raise ValueError(f"entry {position} has no tenant before its ':'")
+            if not re.fullmatch(BOT_TOKEN_PATTERN, token):
+                raise ValueError(
+                    f"entry {position} has no bot token after its ':' (50 to 200 letters, "
+                    "digits, '.', '_' or '-')"
+                )
+            if flag not in ("", "dm"):
+                raise ValueError(f"entry {position} ends in something other than ':dm'")
+            if tenant in bots:
+                raise ValueError(f"entry {position} gives a second bot to the same tenant")
+            bots[tenant] = ConfiguredBot(token=SecretStr(token), dm_fallback=flag == "dm")
+        return bots
 
     @model_validator(mode="after")
     def _no_placeholder_keys(self) -> Self:

@@ -16,6 +16,8 @@ class Status(StrEnum):
 class Route(StrEnum):
     WEBHOOK = "webhook"
     INTERACTION = "interaction"
+    CHANNEL = "channel"  # Create Message in a channel with the tenant's bot token
+    DM = "dm"  # Create DM with the requester, then Create Message there
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +66,29 @@ class NewResult:
     # The results as the store keeps them (jsonpieces.storable_json), when the API encoded them
     # already: off the event loop for a large body, where the size is known. Else the store does.
     results_json: str | None = field(default=None, repr=False)
+    # The channel the tenant's bot posts in (``destination.channel_id``): the result's only
+    # target, or the bot's fallback after the webhook.
+    channel_id: str | None = None
+    dm_fallback: bool | None = None  # None: the tenant's default (off unless the bot says so)
 
     @property
     def lane(self) -> str:
-        """Which lane delivers it: its channel webhook, or its interaction when it has none."""
-        if self.destination is not None:
-            return self.destination.lane
-        assert self.interaction is not None
-        return f"interaction:{self.interaction.interaction_id}"
+        """Which lane delivers it: its channel webhook, else its interaction, else its bot
+        channel."""
+        return result_lane(self.destination, self.interaction, self.channel_id)
+
+
+def result_lane(
+    destination: Destination | None, interaction: Interaction | None, channel_id: str | None
+) -> str:
+    """The lane of a result: the first route its delivery tries decides which sends are
+    ordered and rate limited together."""
+    if destination is not None:
+        return destination.lane
+    if interaction is not None:
+        return f"interaction:{interaction.interaction_id}"
+    assert channel_id is not None, "a result goes somewhere"
+    return f"channel:{channel_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +136,18 @@ class ResultRecord:
     # since the last (re)delivery.
     attempts_made: int = 0
     error: tuple[str, str] | None = None  # a failed run's (stage, message): rendered as an error
+    channel_id: str | None = None  # as in NewResult
+    dm_fallback: bool | None = None  # as in NewResult
+    # How many times the result was queued again (redeliver): each round posts anew, so a bot
+    # message's nonce names its round.
+    delivery_round: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class AcceptOutcome:
     record: ResultRecord
     created: bool
+    run_finished: bool = False  # the result finished the run of its workflow id
 
 
 class AttemptOutcome(StrEnum):
@@ -138,6 +161,7 @@ class AttemptOutcome(StrEnum):
     RETRY = "retry"  # a transient failure: tried again later
     AMBIGUOUS = "ambiguous"  # no answer (or a crash) after sending: it may have been posted
     GAVE_UP = "gave_up"  # a failure with no attempt or time left: the result is orphaned
+    RECONCILED = "reconciled"  # an unanswered part was found posted in the channel: not resent
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +177,22 @@ class Attempt:
     discord_code: int | None = None
     error: str | None = None
     counts: bool = True  # False for 429s and interaction fallbacks: they use up no attempt
+
+
+BOT_SOURCE_API = "api"  # set with PUT /v1/bot
+BOT_SOURCE_CONFIG = "config"  # set by RELAY_BOT_TOKENS
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    """A tenant's Discord bot: the token (a secret, never shown) and what Discord said of it."""
+
+    tenant: str
+    bot_id: str
+    username: str
+    token: str = field(repr=False)
+    dm_fallback: bool = False  # the tenant's default for results that do not say
+    source: str = BOT_SOURCE_API  # BOT_SOURCE_API or BOT_SOURCE_CONFIG
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,12 @@ class Metrics:
             "Requests sent without an answer: the message may have been posted.",
             registry=r,
         )
+        self.reconciled = Counter(
+            "relay_reconciled_total",
+            "Webhook parts sent without an answer that the bot found posted in the channel "
+            "(recorded delivered, not sent again).",
+            registry=r,
+        )
         self.pending = Gauge("relay_results_pending", "Results waiting for delivery.", registry=r)
         self.oldest_pending_age = Gauge(
             "relay_oldest_pending_age_seconds",

@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 
 from service.auth import Authenticator
+from service.bots import sync_configured_bots
 from service.clock import DatabaseClock
 from service.config import Settings
 from service.delivery.worker import Worker
+from service.discord.bot_sender import BotSender
 from service.discord.sender import Sender, make_discord_client
 from service.errors import StoreError
 from service.keyfile import cipher_from_settings
@@ -44,6 +46,7 @@ class Services:
     metrics: Metrics
     clock: DatabaseClock
     sender: Sender
+    bot_sender: BotSender
     client: httpx.AsyncClient
     worker: Worker | None = None
     worker_expected: bool = False  # readiness requires it only when it runs in this process
@@ -55,10 +58,14 @@ class Services:
             self.worker.notify()
 
     async def start(self, *, background: bool = True, retention: bool = True) -> None:
-        """Open the store (migrations run here) and start the background tasks."""
+        """Open the store (migrations run here), write the bots ``RELAY_BOT_TOKENS`` sets, and
+        start the background tasks."""
         await self.store.open()
         with contextlib.suppress(StoreError):
             await self.clock.sync(self.store)
+        await sync_configured_bots(
+            self.store, self.bot_sender, self.settings.bot_tokens, now=self.clock()
+        )
         if not background:
             return
         if self.worker is not None:
@@ -122,9 +129,17 @@ def build_services(
     fleet_clock = DatabaseClock(clock)
     client = make_discord_client(discord_transport)
     sender = Sender(client, api_base=settings.discord_api_base)
+    bot_sender = BotSender(client, api_base=settings.discord_api_base)
     run_worker = settings.worker_enabled if worker is None else worker
     delivery = (
-        Worker(store=store, sender=sender, settings=settings, metrics=metrics, clock=fleet_clock)
+        Worker(
+            store=store,
+            sender=sender,
+            bot_sender=bot_sender,
+            settings=settings,
+            metrics=metrics,
+            clock=fleet_clock,
+        )
         if run_worker
         else None
     )
@@ -135,6 +150,7 @@ def build_services(
         metrics=metrics,
         clock=fleet_clock,
         sender=sender,
+        bot_sender=bot_sender,
         client=client,
         worker=delivery,
     )

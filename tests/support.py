@@ -21,6 +21,11 @@ APPLICATION_ID = "445566778899001122"
 INTERACTION_ID = "1300000000000000000"
 FAKE_TOKEN = "fake-token-" + "x" * 57  # 68 characters, the shape of a real token
 INTERACTION_TOKEN = "aW50ZXJhY3Rpb24" + "y" * 80
+CHANNEL_ID = "556677889900112233"
+BOT_ID = "667788990011223344"
+# The shape of a real bot token (the bot's id in base64, a time, a signature), recognisable in
+# any text it might leak into.
+BOT_TOKEN = "Ym90LXRva2VuLXNlY3JldA.GhIjKl.bot-token-secret-" + "z" * 24
 
 # A fixed RELAY_SECRET_KEY for the suite (production settings refuse to load without one).
 SECRET_KEY = "dGVzdC1zZWNyZXQta2V5LW9mLTMyLWJ5dGVzLW9rISE"

@@ -1,7 +1,8 @@
 """A small discord.py bot wired to result-relay: ``/autointel url:`` defers, runs a stand-in for
 a long analysis inside ``relay.run(...)``, reporting progress, and hands the results to the
 relay, which shows the progress and delivers them even after the interaction's 15 minutes are
-over. ``/retrieve_results`` comes from ``RelayCog``.
+over. ``/retrieve_results`` comes from ``RelayCog``: ``workflow_id:`` (autocompleted from the
+user's own) shows one; ``url:`` (a piece of the video's URL), ``since:``, ``until:`` list them.
 
     DISCORD_TOKEN=... RELAY_URL=http://127.0.0.1:8080 RELAY_API_KEY=... \\
     RELAY_WEBHOOK_URL=https://discord.com/api/webhooks/<id>/<token> \\

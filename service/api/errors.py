@@ -30,6 +30,7 @@ _FIELD_CODES = {
     "interaction": "invalid_interaction",
     "destination": "invalid_destination",
     "requester": "invalid_requester",
+    "token": "invalid_bot_token",  # PUT /v1/bot
     "url": "invalid_url",
     "depth": "invalid_depth",
 }

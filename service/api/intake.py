@@ -28,12 +28,12 @@ from service.domain import (
     Requester,
     ResultRecord,
     RunStart,
-    RunStatus,
 )
 from service.errors import DiscordUnavailable, InvalidRequest
 from service.jsonpieces import json_pieces
 from service.metrics import Metrics
 from service.store import Store
+from service.store.base import NoDestination
 
 
 def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
@@ -55,8 +55,9 @@ def body_hash(payload: ResultCreate, *, whole: bool = False) -> str:
 async def resolve_destination(
     store: Store, tenant: str, wanted: DestinationIn | None
 ) -> Destination | None:
-    """A destination as sent (a webhook URL, or a registered name) as the store keeps it."""
-    if wanted is None:
+    """A destination as sent (a webhook URL, or a registered name) as the store keeps it;
+    ``None`` for none, or one naming only a bot channel (``channel_id``)."""
+    if wanted is None or (wanted.webhook_url is None and wanted.name is None):
         return None
     if wanted.webhook_url is not None:
         ref = parse_webhook_url(wanted.webhook_url)
@@ -103,8 +104,8 @@ def _nowhere_to_go() -> RequestValidationError:
             {
                 "type": "missing_destination",
                 "loc": ("body",),
-                "msg": "give a destination (webhook_url or name) or an interaction, "
-                "or start a run with one first",
+                "msg": "give a destination (webhook_url, name or channel_id) or an "
+                "interaction, or start a run with one first",
                 "input": None,
             }
         ]
@@ -125,23 +126,11 @@ async def submit_result(
     encoded as ``results_json`` when given (both computed by the caller, off the event loop for
     a large body), and finish the run of the same workflow id, if there is one: its
     interaction, destination and requester are the defaults for what the result leaves out."""
-    run = await store.get_run(tenant, payload.workflow_id)
     destination = await resolve_destination(store, tenant, payload.destination)
     interaction = _interaction(payload.interaction)
-    requester = _requester(payload.requester)
-    url, depth = payload.url, payload.depth
-    if run is not None:
-        destination = destination or run.destination
-        if run.status is RunStatus.RUNNING:
-            interaction = interaction or run.interaction
-        elif destination is not None:
-            # After the hand-off the notice told the user the result comes in the channel: not
-            # through the token, even while it lives and even when the bot sends it again.
-            interaction = None
-        requester = requester or run.requester
-        url, depth = url or run.url, depth or run.depth
-    if destination is None and interaction is None:
-        raise _nowhere_to_go()
+    channel_id = payload.destination.channel_id if payload.destination else None
+    if destination is None and interaction is None and channel_id is not None:
+        await _require_bot(store, tenant)
     error = (payload.error.stage, payload.error.message) if payload.error else None
     new = NewResult(
         tenant=tenant,
@@ -149,24 +138,35 @@ async def submit_result(
         body_hash=digest,
         results=payload.results,
         results_json=results_json,
-        url=url,
-        depth=depth,
+        url=payload.url,
+        depth=payload.depth,
         message=payload.message.model_dump(mode="json", exclude_none=True)
         if payload.message
         else None,
         destination=destination,
         interaction=interaction,
-        requester=requester,
+        requester=_requester(payload.requester),
         error=error,
+        channel_id=channel_id,
+        dm_fallback=payload.dm_fallback,
     )
-    outcome = await store.accept(new, now=now)
-    # Also for the same body again: a retry after a crash between the two commits finishes it.
-    finished = run is not None and await store.finish_run(
-        tenant, run.workflow_id, error=error, now=now
-    )
-    if finished and metrics is not None:
+    try:
+        outcome = await store.accept(new, now=now)
+    except NoDestination:
+        raise _nowhere_to_go() from None
+    if outcome.run_finished and metrics is not None:
         metrics.runs.labels("failed" if error else "finished").inc()
     return outcome
+
+
+async def _require_bot(store: Store, tenant: str) -> None:
+    """A result whose only way to Discord is the bot needs the tenant to have one."""
+    if await store.get_bot(tenant) is None:
+        raise InvalidRequest(
+            "the destination names only a channel, and this tenant has no bot to post there: "
+            "set one with PUT /v1/bot, or give a webhook_url or name",
+            code="no_bot",
+        )
 
 
 def run_body_hash(payload: RunCreate) -> str:
@@ -202,9 +202,10 @@ async def start_run(
     return await store.start_run(new, now=now)
 
 
-async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
+async def check_webhook(sender: Sender, webhook_id: str, token: str) -> str | None:
     """Ask Discord (Get Webhook, nothing posted) whether the webhook works with this token;
-    raise the error a caller should see when it does not."""
+    raise the error a caller should see when it does not. Returns the channel the webhook posts
+    in, when Discord said (where an unanswered part is looked for later)."""
     check = await sender.get_webhook(webhook_id, token)
     if check.disposition is Disposition.DEAD_WEBHOOK:
         raise InvalidRequest(
@@ -215,12 +216,19 @@ async def check_webhook(sender: Sender, webhook_id: str, token: str) -> None:
         raise InvalidRequest(f"Discord refused the webhook ({check.error})", code="webhook_refused")
     if check.disposition is not Disposition.DELIVERED:
         raise DiscordUnavailable("Discord could not be reached to check the webhook; try again")
+    channel = check.body.get("channel_id") if check.body else None
+    return channel if isinstance(channel, str) else None
 
 
-async def confirm_webhook(store: Store, sender: Sender, webhook_id: str, token: str) -> None:
-    """Check the webhook with Discord (:func:`check_webhook`); when Discord takes the token, a
-    webhook marked dead for it works again (for this token only)."""
-    await check_webhook(sender, webhook_id, token)
+async def confirm_webhook(
+    store: Store, sender: Sender, webhook_id: str, token: str, *, now: float
+) -> None:
+    """Check the webhook with Discord (:func:`check_webhook`) and learn the channel it posts
+    in; when Discord takes the token, a webhook marked dead for it works again (for this token
+    only)."""
+    channel = await check_webhook(sender, webhook_id, token)
+    if channel is not None:
+        await store.learn_webhook_channel(webhook_id, channel, now=now)
     await store.revive_webhook(webhook_id, token)
 
 
@@ -268,7 +276,7 @@ async def register_destination(
     ``name``; the destination and whether the name is new. Registering a webhook again is also
     how a dead one is revived: Discord takes the token, so it works again (for this token)."""
     ref = parse_webhook_url(wanted.webhook_url)
-    await confirm_webhook(store, sender, ref.webhook_id, ref.token)
+    await confirm_webhook(store, sender, ref.webhook_id, ref.token, now=now)
     destination = Destination(
         webhook_id=ref.webhook_id, webhook_token=ref.token, thread_id=wanted.thread_id, name=name
     )

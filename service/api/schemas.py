@@ -6,18 +6,30 @@ rule that failed (see ``service.api.errors``).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from service.api.faithful import unfaithful
+from service.discord.bot_sender import BOT_TOKEN_PATTERN
 from service.discord.snowflake import SNOWFLAKE_PATTERN, interaction_expires_at, is_snowflake
 from service.discord.webhook_url import WEBHOOK_URL_PATTERN, WebhookUrlError, parse_webhook_url
 from service.domain import (
+    BOT_SOURCE_CONFIG,
     AttemptOutcome,
+    BotConfig,
     DeliveredMessage,
+    Destination,
     Requester,
     ResultRecord,
     Route,
@@ -117,7 +129,14 @@ class _Body(_Strict):
 
 
 class DestinationIn(_Strict):
-    schema_rules: ClassVar = {"oneOf": [{"required": ["webhook_url"]}, {"required": ["name"]}]}
+    schema_rules: ClassVar = {
+        "anyOf": [
+            {"required": ["webhook_url"]},
+            {"required": ["name"]},
+            {"required": ["channel_id"]},
+        ],
+        "not": {"required": ["webhook_url", "name"]},
+    }
 
     webhook_url: WebhookUrl | None = Field(
         default=None, description="A channel webhook URL copied from Discord."
@@ -125,15 +144,43 @@ class DestinationIn(_Strict):
     name: DestinationName | None = Field(
         default=None, description="A destination registered with PUT /v1/destinations/{name}."
     )
-    thread_id: Snowflake | None = Field(default=None, description="Post into this thread.")
+    thread_id: Snowflake | None = Field(
+        default=None, description="Post into this thread (with webhook_url or name)."
+    )
+    channel_id: Snowflake | None = Field(
+        default=None,
+        description="A channel the tenant's bot (PUT /v1/bot) posts in: alone, or beside "
+        "webhook_url or name as the bot's fallback when the webhook cannot be used.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
-        if (self.webhook_url is None) == (self.name is None):
+        if self.webhook_url is not None and self.name is not None:
             raise PydanticCustomError(
-                "invalid_destination", "destination needs exactly one of webhook_url and name"
+                "invalid_destination", "destination takes webhook_url or name, not both"
             )
+        if self.webhook_url is None and self.name is None:
+            if self.channel_id is None:
+                raise PydanticCustomError(
+                    "invalid_destination",
+                    "destination needs webhook_url, name or channel_id",
+                )
+            if self.thread_id is not None:
+                raise PydanticCustomError(
+                    "invalid_destination",
+                    "thread_id goes with webhook_url or name; for the bot, give the thread's "
+                    "id as channel_id",
+                )
         return self
+
+
+def _webhook_only(destination: DestinationIn | None, what: str) -> None:
+    """Runs and redelivery take channel webhooks only, until they learn the bot's routes."""
+    if destination is not None and destination.channel_id is not None:
+        raise PydanticCustomError(
+            "unsupported_destination",
+            f"{what} take a channel webhook (webhook_url or name), not channel_id",
+        )
 
 
 class InteractionIn(_Strict):
@@ -185,6 +232,11 @@ class ResultCreate(_Body):
     error: RunError | None = Field(
         default=None, description="The run failed: delivered as an error rendering."
     )
+    dm_fallback: bool | None = Field(
+        default=None,
+        description="Whether the bot may send it to the requester in a DM when no channel "
+        "takes it; left out: the tenant's default (PUT /v1/bot).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -222,6 +274,7 @@ class RunCreate(_Body):
             raise PydanticCustomError(
                 "missing_destination", "give a destination (webhook_url or name) or an interaction"
             )
+        _webhook_only(self.destination, "runs")
         return self
 
 
@@ -240,8 +293,15 @@ class ProgressIn(_Body):
 
 class RedeliverRequest(_Body):
     destination: DestinationIn | None = Field(
-        default=None, description="Deliver here instead of the result's own destination."
+        default=None,
+        description="Deliver here instead of the result's own webhook (the result keeps its "
+        "channel_id).",
     )
+
+    @model_validator(mode="after")
+    def _to_a_webhook(self) -> Self:
+        _webhook_only(self.destination, "redeliveries")
+        return self
 
 
 class DestinationCreate(_Body):
@@ -249,7 +309,41 @@ class DestinationCreate(_Body):
     thread_id: Snowflake | None = Field(default=None, description="Post into this thread.")
 
 
+class BotCreate(_Body):
+    token: Annotated[str, Field(json_schema_extra={"pattern": BOT_TOKEN_PATTERN})] = Field(
+        description="The bot's token (Discord developer portal, Bot, Reset Token). Stored "
+        "encrypted, never shown again."
+    )
+    dm_fallback: bool = Field(
+        default=False,
+        description="The default for results that do not say: may the bot send a result to "
+        "the requester in a DM when no channel takes it.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        # Not a pattern constraint: pydantic's own message for one quotes the pattern, and
+        # the check is the service's rule with its own code.
+        if not re.fullmatch(BOT_TOKEN_PATTERN, value):
+            raise PydanticCustomError(
+                "invalid_bot_token",
+                "is not a bot token: 50 to 200 letters, digits, '.', '_' or '-'",
+            )
+        return value
+
+
 # -- responses ---------------------------------------------------------------------------------
+
+
+class BotPublic(BaseModel):
+    id: str | None = Field(description="The bot's user id; null until Discord confirmed it.")
+    username: str | None = Field(description="The bot's name; null until Discord confirmed it.")
+    dm_fallback: bool
+    source: Literal["api", "config"] = Field(
+        description="api: set with PUT /v1/bot; config: set by RELAY_BOT_TOKENS (the API does "
+        "not change it)."
+    )
 
 
 class DestinationPublic(BaseModel):
@@ -260,6 +354,13 @@ class DestinationPublic(BaseModel):
 
 class DestinationsPublic(BaseModel):
     items: list[DestinationPublic]
+
+
+class ResultDestinationPublic(BaseModel):
+    name: str | None
+    webhook_id: str | None
+    thread_id: str | None
+    channel_id: str | None = Field(description="The channel the tenant's bot posts in.")
 
 
 class InteractionPublic(BaseModel):
@@ -291,7 +392,8 @@ class ResultSummary(BaseModel):
     status: Status
     url: str | None
     depth: str | None
-    destination: DestinationPublic | None
+    destination: ResultDestinationPublic | None
+    dm_fallback: bool | None = Field(description="Null: the tenant's default.")
     interaction: InteractionPublic | None
     requester: RequesterPublic | None
     created_at: datetime
@@ -371,11 +473,14 @@ class AttemptPublic(BaseModel):
     part: int
     route: Route
     outcome: AttemptOutcome = Field(
-        description="delivered; rate_limited (429, sent again); fallback (the interaction was "
-        "refused, the webhook took over); dead_webhook (the webhook is gone for this token); "
-        "refused (Discord will not take the payload); retry (a transient failure); ambiguous "
-        "(sent without an answer, or cut short by a crash: it may have been posted); gave_up "
-        "(a failure with no attempt or time left)."
+        description="delivered; rate_limited (429, sent again); fallback (this route was "
+        "refused for good: an expired interaction, or a target that is not reachable such as "
+        "missing access or closed DMs; the next route took over); dead_webhook (the webhook is "
+        "gone for this token); refused (Discord will not take the payload, or the bot token); "
+        "retry (a transient failure); ambiguous (sent without an answer, or cut short by a "
+        "crash: it may have been posted); gave_up (a failure with no attempt or time left); "
+        "reconciled (an unanswered webhook part was found posted in the channel by the bot, "
+        "and not sent again)."
     )
     http_status: int | None
     discord_code: int | None
@@ -440,11 +545,8 @@ def _summary_fields(record: ResultRecord) -> dict[str, Any]:
         "status": record.status,
         "url": record.url,
         "depth": record.depth,
-        "destination": DestinationPublic(
-            name=dest.name, webhook_id=dest.webhook_id, thread_id=dest.thread_id
-        )
-        if dest
-        else None,
+        "destination": _destination_public(dest, record.channel_id),
+        "dm_fallback": record.dm_fallback,
         "interaction": InteractionPublic(
             application_id=inter.application_id,
             interaction_id=inter.interaction_id,
@@ -466,6 +568,28 @@ def _summary_fields(record: ResultRecord) -> dict[str, Any]:
             reason=record.orphan_reason,
         ),
     }
+
+
+def _destination_public(
+    destination: Destination | None, channel_id: str | None
+) -> ResultDestinationPublic | None:
+    if destination is None and channel_id is None:
+        return None
+    return ResultDestinationPublic(
+        name=destination.name if destination else None,
+        webhook_id=destination.webhook_id if destination else None,
+        thread_id=destination.thread_id if destination else None,
+        channel_id=channel_id,
+    )
+
+
+def bot_public(bot: BotConfig) -> BotPublic:
+    return BotPublic(
+        id=bot.bot_id or None,
+        username=bot.username or None,
+        dm_fallback=bot.dm_fallback,
+        source="config" if bot.source == BOT_SOURCE_CONFIG else "api",
+    )
 
 
 def _message(message: DeliveredMessage) -> MessagePublic:

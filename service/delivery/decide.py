@@ -4,20 +4,26 @@
 does what the decision says; it decides nothing itself. Each decision also says how its attempt
 is recorded (``outcome``) and whether it uses up one of the result's attempts (``counts``).
 
-=====================  ==============================  =================  ======
-answer                 route                           decision           counts
-=====================  ==============================  =================  ======
-2xx                    any                             Sent               no
-429                    any                             Resend             no
-404/10015, 401/50027   interaction                     FallBack           no
-404/10015, 401/50027   webhook                         WebhookDead        yes
-other 4xx              any                             Orphan (refused)   yes
-5xx, never left        any                             RetryAt / Orphan   yes
-no answer after send   any                             RetryAt / Orphan   yes
-=====================  ==============================  =================  ======
+=========================  ===========================  ====================  ======
+answer                     route                        decision              counts
+=========================  ===========================  ====================  ======
+2xx                        any                          Sent                  no
+429                        any                          Resend                no
+404/10015, 401/50027       interaction                  FallBack              no
+404/10015, 401/50027       webhook                      WebhookDead           yes
+403/50001, 50013, 50007,   any                          FallBack ("not here") no
+404/10003
+401                        channel, dm                  BotTokenDead          yes
+other 4xx                  any                          Orphan (refused)      yes
+5xx, never left            any                          RetryAt / Orphan      yes
+no answer after send       any                          RetryAt / Orphan      yes
+=========================  ===========================  ====================  ======
 
 A failure that may be retried becomes ``RetryAt`` while the policy allows, else ``Orphan`` with
 ``attempts_exhausted``. A part sent without an answer waits at least ``ambiguous_wait`` first.
+``FallBack`` and ``WebhookDead`` move the result on to the next route of
+:func:`service.delivery.routing.choose_route`; their ``reason`` becomes the orphan reason when no
+route is left.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import random
 from dataclasses import dataclass
 
 from service.delivery.retry import RetryPolicy
+from service.delivery.routing import BOT_ROUTES
 from service.discord.outcome import UNKNOWN_WEBHOOK, Disposition, SendOutcome
 from service.domain import AttemptOutcome, InFlight, Route
 
@@ -49,8 +56,10 @@ class Resend:
 
 @dataclass(frozen=True, slots=True)
 class FallBack:
-    """The interaction was refused: the next route takes over now."""
+    """This route was refused for good for this result (the interaction, or a target that is
+    "not here" for the bot or the webhook): the next route takes over now, never this one."""
 
+    reason: str = "interaction_rejected"
     outcome: AttemptOutcome = AttemptOutcome.FALLBACK
     counts: bool = False
 
@@ -61,6 +70,18 @@ class WebhookDead:
 
     reason: str
     outcome: AttemptOutcome = AttemptOutcome.DEAD_WEBHOOK
+    counts: bool = True
+
+
+BOT_TOKEN_INVALID = "bot_token_invalid"  # noqa: S105 - an orphan reason, not a token
+
+
+@dataclass(frozen=True, slots=True)
+class BotTokenDead:
+    """Discord no longer takes the tenant's bot token: no bot route can be used for it."""
+
+    reason: str = BOT_TOKEN_INVALID
+    outcome: AttemptOutcome = AttemptOutcome.REFUSED
     counts: bool = True
 
 
@@ -83,7 +104,15 @@ class RetryAt:
     counts: bool = True
 
 
-Decision = Sent | Resend | FallBack | WebhookDead | Orphan | RetryAt
+Decision = Sent | Resend | FallBack | WebhookDead | BotTokenDead | Orphan | RetryAt
+
+# Refusals that say "not here": the target is out of reach for this sender, another may work.
+NOT_HERE = {
+    10003: "unknown_channel",
+    50001: "missing_access",
+    50007: "dm_closed",
+    50013: "missing_permissions",
+}
 
 
 def decide(
@@ -107,6 +136,10 @@ def decide(
         case Disposition.DEAD_WEBHOOK:
             deleted = outcome.discord_code == UNKNOWN_WEBHOOK
             return WebhookDead("webhook_deleted" if deleted else "webhook_unauthorized")
+        case Disposition.PERMANENT if outcome.discord_code in NOT_HERE:
+            return FallBack(NOT_HERE[outcome.discord_code or 0])
+        case Disposition.PERMANENT if route in BOT_ROUTES and outcome.http_status == 401:
+            return BotTokenDead()
         case Disposition.PERMANENT:
             code = f"_{outcome.discord_code}" if outcome.discord_code else ""
             return Orphan(f"discord_refused_{outcome.http_status}{code}")

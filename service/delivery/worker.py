@@ -32,13 +32,15 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from service.clock import DatabaseClock
 from service.config import Settings
 from service.delivery.decide import (
+    BOT_TOKEN_INVALID,
     INTERRUPTED,
+    BotTokenDead,
     Decision,
     FallBack,
     Orphan,
@@ -49,10 +51,25 @@ from service.delivery.decide import (
     decide,
     interrupted,
 )
+from service.delivery.reconcile import (
+    MAX_PAGES,
+    find_marked,
+    next_after,
+    search_after,
+    unanswered_since,
+)
 from service.delivery.retry import RetryPolicy
-from service.delivery.routing import choose_route, interaction_usable
+from service.delivery.routing import (
+    BOT_ROUTES,
+    bot_channel,
+    choose_route,
+    has_bot_target,
+    interaction_usable,
+)
 from service.delivery.runs import RunEngine
 from service.delivery.turns import Priority, PriorityLock
+from service.discord.bot_sender import MESSAGES_PAGE, BotSender, dm_channel_id
+from service.discord.marker import marker, message_nonce
 from service.discord.outcome import Disposition, SendOutcome
 from service.discord.ratelimit import Bucket, InvalidRequestWindow, TokenBucket, counts_as_invalid
 from service.discord.render import Part, render_result
@@ -60,6 +77,7 @@ from service.discord.sender import Sender
 from service.domain import (
     Attempt,
     AttemptOutcome,
+    BotConfig,
     DeliveredMessage,
     ResultRecord,
     Route,
@@ -68,6 +86,7 @@ from service.domain import (
 from service.errors import ResultGone, StoreError
 from service.metrics import Metrics
 from service.store import Store, describe_database
+from service.store.base import token_hash
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,6 +136,7 @@ class Worker:
         sender: Sender,
         settings: Settings,
         metrics: Metrics,
+        bot_sender: BotSender | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -124,6 +144,13 @@ class Worker:
     ) -> None:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._store, self._sender, self._metrics = store, sender, metrics
+        self._bot_sender = bot_sender
+        # What Discord taught about bot routes and webhooks, kept per process (bounded).
+        self._dead_webhooks: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._dead_bots: set[str] = set()  # token hashes Discord answered 401
+        self._dm_channels: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._webhook_channels: OrderedDict[str, str] = OrderedDict()
+        self._route_buckets: dict[tuple[str, str], str] = {}
         # Leases, heartbeats and due times are compared across replicas: database time.
         self._clock = clock if isinstance(clock, DatabaseClock) else DatabaseClock(clock)
         self._monotonic = monotonic
@@ -145,8 +172,11 @@ class Worker:
         # second holds more than the rate plus the burst (45 + 3 against Discord's 50): the rest
         # of the slack is for latency jitter.
         self._global_rps = settings.global_rps
-        self._budget = TokenBucket(rate=settings.global_rps, burst=_BUDGET_BURST)
-        self._budget_turn = PriorityLock()
+        self._global = _Budget(TokenBucket(rate=settings.global_rps, burst=_BUDGET_BURST))
+        self._budget = self._global.bucket
+        self._bot_budgets: dict[str, _Budget] = {}
+        self._replicas = 1
+        self._banned_until = 0.0  # a Cloudflare block: no request at all, with any token
         self._invalid = InvalidRequestWindow()
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
         # One request at a time per bucket: a bucket knows what the last answer said, and a
@@ -197,7 +227,8 @@ class Worker:
             # before this one spends any of it.
             self._budget.pause(self._monotonic() + _FLEET_SECONDS)
         if replicas is not None:
-            self._budget.share(self._global_rps / replicas)
+            self._replicas = max(replicas, 1)
+            self._budget.share(self._global_rps / self._replicas)
         fleet = asyncio.create_task(self._keep_in_fleet(), name="fleet")
         self.alive = True
         log.info(
@@ -279,7 +310,9 @@ class Worker:
         while True:
             replicas = await self._beat()
             if replicas is not None:
-                self._budget.share(self._global_rps / max(replicas, 1))
+                self._replicas = max(replicas, 1)
+                for budget in (self._global, *self._bot_budgets.values()):
+                    budget.bucket.share(self._global_rps / self._replicas)
                 with contextlib.suppress(StoreError):
                     until = await self._store.paused_until()
                     if until > self._clock():
@@ -447,7 +480,8 @@ class Worker:
             return True
 
     async def _deliver(self, record: ResultRecord, lane: _Lane) -> bool:
-        """Send the parts not yet delivered; False when a webhook died on the way."""
+        """Send the parts not yet delivered; False when a webhook died on the way (its lane
+        must be read again)."""
         # One rendering for every route: a switch from the follow-up to the webhook halfway
         # through neither repeats nor drops a line, and the requester is mentioned once.
         parts = render_record(record, max_parts=self._max_parts)
@@ -462,26 +496,31 @@ class Worker:
             and not interaction_usable(record, now=self._clock(), margin=self._margin)
         ):
             self._metrics.session_closed.labels("expired_before_send").inc()
-        rejected = False
+        trip = _Trip(record)
+        lane_intact = True
         while True:
             if lane.lease_lost:
                 raise _Stopped
-            route = choose_route(
-                record, now=self._clock(), margin=self._margin, interaction_rejected=rejected
-            )
+            route = await self._route(trip)
             if route is None:
-                reason = "interaction_rejected" if rejected else "interaction_expired"
-                await self._orphan(record, reason)
-                return True
+                await self._orphan(record, trip.last_refusal or _no_route(record))
+                return lane_intact
             left = [i for i in range(len(parts)) if i not in done]
             if not left:
                 await self._store.mark_delivered(
                     record.tenant, record.workflow_id, now=self._clock()
                 )
                 self._settled(record, "delivered", route)
-                return True
+                return lane_intact
             index = left[0]
-            outcome = await self._send(record, route, parts[index], index, lane)
+            finished = len(left) == 1
+            if route is Route.WEBHOOK and await self._reconciled(trip, parts, index, finished):
+                done.add(index)
+                if len(left) == 1:
+                    self._settled(record, "delivered", route)
+                    return lane_intact
+                continue
+            outcome = await self._send(trip, route, parts[index], index, lane)
             now = self._clock()
             decision = decide(
                 outcome,
@@ -499,7 +538,6 @@ class Worker:
             # From here on every write is kept trying: it records what Discord already did.
             match decision:
                 case Sent(message_id=message_id):
-                    finished = len(left) == 1
                     message = DeliveredMessage(index, message_id, route, now)
                     await self._persist(
                         functools.partial(
@@ -513,24 +551,35 @@ class Worker:
                         )
                     )
                     done.add(index)
+                    if route is Route.WEBHOOK:
+                        await self._learn_channel(record, outcome)
                     if finished:
                         self._settled(record, "delivered", route)
                         self._metrics.latency.observe(max(now - record.created_at, 0.0))
-                        return True
+                        return lane_intact
                 case Resend():
                     await self._record(record, attempt)
-                case FallBack():
-                    rejected = True
-                    self._metrics.session_closed.labels("followup_refused").inc()
+                case FallBack(reason=reason):
+                    trip.refuse(route, reason)
+                    if route is Route.INTERACTION:
+                        self._metrics.session_closed.labels("followup_refused").inc()
                     await self._record(record, attempt)
                 case WebhookDead(reason=reason):
                     await self._record(record, attempt)
                     await self._kill_webhook(record, lane, reason, now)
-                    return False
+                    trip.refuse(route, reason)
+                    lane_intact = False
+                    if not has_bot_target(record):
+                        return False  # orphaned with the webhook's other results
+                case BotTokenDead(reason=reason):
+                    await self._record(record, attempt)
+                    self._bot_refused(trip)
+                    await self._orphan(record, reason, route)
+                    return lane_intact
                 case Orphan(reason=reason):
                     await self._record(record, attempt)
                     await self._orphan(record, reason, route)
-                    return True
+                    return lane_intact
                 case RetryAt(at=at, error=error):
                     await self._record(record, attempt)
                     await self._persist(
@@ -543,7 +592,164 @@ class Worker:
                             now=now,
                         )
                     )
-                    return True
+                    return lane_intact
+
+    async def _route(self, trip: _Trip) -> Route | None:
+        """``choose_route`` for this trip; the tenant's bot is read only once a bot route may be
+        needed (a usable interaction or webhook never asks)."""
+        record, now = trip.record, self._clock()
+        if route := choose_route(record, now=now, margin=self._margin, refused=trip.refused):
+            dead = await self._dead_reason(trip) if route is Route.WEBHOOK else None
+            if dead is None:
+                return route
+            trip.refuse(Route.WEBHOOK, dead)
+        bot = await self._bot(trip)
+        route = choose_route(
+            record,
+            now=now,
+            margin=self._margin,
+            refused=trip.refused,
+            bot_dm_default=bot.dm_fallback if bot is not None else None,
+        )
+        if route is None and trip.bot_dead and has_bot_target(record):
+            trip.last_refusal = BOT_TOKEN_INVALID  # the bot would have been next
+        return route
+
+    async def _bot(self, trip: _Trip) -> BotConfig | None:
+        """The tenant's bot, once per trip; ``None`` without one, or when Discord refused its
+        token in this process."""
+        if not trip.bot_read:
+            trip.bot = None
+            if self._bot_sender is not None:
+                bot = await self._store.get_bot(trip.record.tenant)
+                trip.bot_dead = bot is not None and token_hash(bot.token) in self._dead_bots
+                if bot is not None and not trip.bot_dead:
+                    trip.bot = bot
+            trip.bot_read = True
+        return trip.bot
+
+    def _bot_refused(self, trip: _Trip) -> None:
+        """Discord said 401 to the bot's token: no bot route for it in this process until the
+        tenant gives a new one. Said once in the log (never the token)."""
+        assert trip.bot is not None
+        hashed = token_hash(trip.bot.token)
+        if hashed not in self._dead_bots:
+            self._dead_bots.add(hashed)
+            log.error(
+                "Discord refused the bot token: bot routes are off for this tenant until it "
+                "sets a new one",
+                extra={"tenant": trip.record.tenant, "bot_id": trip.bot.bot_id},
+            )
+
+    async def _dead_reason(self, trip: _Trip) -> str | None:
+        """Why the result's webhook is dead for its token, or ``None``. Only a result a bot
+        route may take can be queued for a dead webhook (kill_webhook and accept keep it): the
+        store is asked for those, once per trip, unless this process saw the webhook die."""
+        record = trip.record
+        key = _webhook_key(record)
+        if key in self._dead_webhooks:
+            return self._dead_webhooks[key]
+        if trip.webhook_checked or not has_bot_target(record):
+            return None
+        trip.webhook_checked = True
+        assert record.destination is not None
+        destination = record.destination
+        return await self._store.dead_reason(destination.webhook_id, destination.webhook_token)
+
+    async def _learn_channel(self, record: ResultRecord, outcome: SendOutcome) -> None:
+        """Remember the channel the webhook posts in (from the message it returned): where to
+        look when a later send goes unanswered. Once per webhook and process."""
+        assert record.destination is not None
+        webhook_id = record.destination.webhook_id
+        channel = outcome.body.get("channel_id") if outcome.body else None
+        if record.destination.thread_id or not isinstance(channel, str):
+            return  # a thread's messages are read in the thread, whose id is known
+        if self._webhook_channels.get(webhook_id) == channel:
+            return
+        with contextlib.suppress(StoreError):
+            await self._store.learn_webhook_channel(webhook_id, channel, now=self._clock())
+            self._webhook_channels[webhook_id] = channel
+            if len(self._webhook_channels) > _KNOWN_BUCKETS:
+                self._webhook_channels.popitem(last=False)
+
+    async def _reconciled(self, trip: _Trip, parts: list[Part], index: int, finished: bool) -> bool:
+        """Before sending a webhook part again whose earlier send went unanswered: look for it
+        in the channel with the tenant's bot. True when it was found and recorded delivered."""
+        record = trip.record
+        destination = record.destination
+        assert destination is not None
+        history = None
+        if record.attempts > 0:
+            history = await self._store.list_attempts(record.tenant, record.workflow_id)
+        since = unanswered_since(record, history, index)
+        if since is None or index in trip.reconciled:
+            return False
+        trip.reconciled.add(index)
+        bot = await self._bot(trip)
+        channel = destination.thread_id or await self._store.webhook_channel(destination.webhook_id)
+        if bot is None or channel is None or self._bot_sender is None:
+            return False
+        line = marker(record.workflow_id, index, len(parts))
+        after: str | None = search_after(since)
+        started = time.perf_counter()
+        for _ in range(MAX_PAGES):
+            assert after is not None
+            async with self.turn(
+                self._bot_key(bot, "GET /channels/messages", channel), bot=bot.bot_id
+            ) as bucket:
+                page = await self._bot_sender.channel_messages(bot.token, channel, after=after)
+                self._observe(bucket, page.outcome, bot=bot.bot_id)
+            self._learn_bucket(bot, "GET /channels/messages", channel, page.outcome)
+            if page.outcome.disposition is not Disposition.DELIVERED:
+                log.info(
+                    "could not read the webhook's channel; sending the part again",
+                    extra={
+                        "tenant": record.tenant,
+                        "workflow_id": record.workflow_id,
+                        "part": index,
+                        "http_status": page.outcome.http_status,
+                        "discord_code": page.outcome.discord_code,
+                    },
+                )
+                return False
+            found = find_marked(page.messages, webhook_id=destination.webhook_id, marker=line)
+            if found is not None:
+                await self._record_reconciled(record, index, found, started, finished=finished)
+                return True
+            after = next_after(page.messages)
+            if len(page.messages) < MESSAGES_PAGE or after is None:
+                return False
+        return False
+
+    async def _record_reconciled(
+        self, record: ResultRecord, index: int, message_id: str, started: float, *, finished: bool
+    ) -> None:
+        now = self._clock()
+        attempt = Attempt(
+            at=now,
+            route=Route.WEBHOOK,
+            outcome=AttemptOutcome.RECONCILED,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            part=index,
+            counts=False,
+        )
+        message = DeliveredMessage(index, message_id, Route.WEBHOOK, now)
+        await self._persist(
+            functools.partial(
+                self._store.record_delivery,
+                record.tenant,
+                record.workflow_id,
+                attempt,
+                message,
+                finished=finished,
+                now=now,
+            )
+        )
+        self._metrics.reconciled.inc()
+        log.info(
+            "an unanswered part was found in the channel; not sent again",
+            extra={"tenant": record.tenant, "workflow_id": record.workflow_id, "part": index},
+        )
 
     async def _record_interrupted(self, record: ResultRecord, lane: _Lane) -> None:
         """Record the part a stopped process left in flight as an ambiguous attempt."""
@@ -569,8 +775,13 @@ class Worker:
     async def _kill_webhook(
         self, record: ResultRecord, lane: _Lane, reason: str, now: float
     ) -> None:
+        """Orphan the webhook's pending results that have no bot route to fall back on; those
+        that have one stay queued and are sent on without asking the webhook again."""
         destination = record.destination
         assert destination is not None
+        self._dead_webhooks[_webhook_key(record)] = reason
+        if len(self._dead_webhooks) > _KNOWN_BUCKETS:
+            self._dead_webhooks.popitem(last=False)
         orphaned = await self._persist(
             lambda: self._store.kill_webhook(
                 destination.webhook_id, destination.webhook_token, reason=reason, now=now
@@ -617,8 +828,11 @@ class Worker:
 
     # -- one request --------------------------------------------------------------------------
     async def _send(
-        self, record: ResultRecord, route: Route, part: Part, index: int, lane: _Lane
+        self, trip: _Trip, route: Route, part: Part, index: int, lane: _Lane
     ) -> SendOutcome:
+        record = trip.record
+        if route in BOT_ROUTES:
+            return await self._send_as_bot(trip, route, part, index, lane)
         key = lane.name
         if route is Route.INTERACTION:
             assert record.interaction is not None
@@ -640,15 +854,102 @@ class Worker:
             self._observe(bucket, outcome)
         return outcome
 
+    async def _send_as_bot(
+        self, trip: _Trip, route: Route, part: Part, index: int, lane: _Lane
+    ) -> SendOutcome:
+        """Create Message with the tenant's bot, in the result's channel or (``DM``) in the
+        requester's DM channel, opened first. The nonce makes a resend of a part Discord took
+        (after a lost answer or a takeover) return that message instead of a second one."""
+        record, bot, sender = trip.record, trip.bot, self._bot_sender
+        assert bot is not None and sender is not None
+        if route is Route.DM:
+            opened = await self._dm_channel(trip, lane)
+            if isinstance(opened, SendOutcome):
+                return opened
+            channel = opened
+        else:
+            found = bot_channel(record)
+            assert found is not None
+            channel = found
+        nonce = message_nonce(
+            tenant=record.tenant,
+            workflow_id=record.workflow_id,
+            created_at=record.created_at,
+            delivery_round=record.delivery_round,
+            part=index,
+        )
+        template = "POST /channels/messages"
+        async with self.turn(self._bot_key(bot, template, channel), bot=bot.bot_id) as bucket:
+            if lane.lease_lost:
+                raise _Stopped
+            await self._store.mark_in_flight(
+                record.tenant, record.workflow_id, part=index, route=route, now=self._clock()
+            )
+            outcome = await sender.create_message(bot.token, channel, part, nonce=nonce)
+            self._observe(bucket, outcome, bot=bot.bot_id)
+        self._learn_bucket(bot, template, channel, outcome)
+        return outcome
+
+    async def _dm_channel(self, trip: _Trip, lane: _Lane) -> str | SendOutcome:
+        """The requester's DM channel with the bot (Create DM, remembered per bot and user), or
+        the answer that refused to open it."""
+        record, bot, sender = trip.record, trip.bot, self._bot_sender
+        assert bot is not None and sender is not None
+        assert record.requester is not None and record.requester.user_id is not None
+        user = record.requester.user_id
+        known = self._dm_channels.get((bot.bot_id, user))
+        if known is not None:
+            return known
+        template = "POST /users/@me/channels"
+        async with self.turn(self._bot_key(bot, template, ""), bot=bot.bot_id) as bucket:
+            if lane.lease_lost:
+                raise _Stopped
+            outcome = await sender.create_dm(bot.token, user)
+            self._observe(bucket, outcome, bot=bot.bot_id)
+        self._learn_bucket(bot, template, "", outcome)
+        channel = dm_channel_id(outcome)
+        if channel is None:
+            return outcome
+        self._dm_channels[(bot.bot_id, user)] = channel
+        if len(self._dm_channels) > _KNOWN_BUCKETS:
+            self._dm_channels.popitem(last=False)
+        return channel
+
+    def _bot_key(self, bot: BotConfig, template: str, major: str) -> str:
+        """A bot route's bucket: Discord's bucket id for the route once an answer named it
+        (routes may share one), else the route; per major parameter; per bot."""
+        bucket = self._route_buckets.get((bot.bot_id, template), template)
+        return f"bot:{bot.bot_id}:{bucket}:{major}"
+
+    def _learn_bucket(
+        self, bot: BotConfig, template: str, major: str, outcome: SendOutcome
+    ) -> None:
+        """Key the route by the bucket Discord named (``X-RateLimit-Bucket``), carrying over
+        what the route's bucket knows."""
+        named = outcome.rate_limit.bucket
+        if not named or self._route_buckets.get((bot.bot_id, template)) == named:
+            return
+        old = self._bot_key(bot, template, major)
+        self._route_buckets[(bot.bot_id, template)] = named
+        new = self._bot_key(bot, template, major)
+        if new not in self._buckets and old in self._buckets:
+            self._buckets[new] = self._buckets[old]
+
     @contextlib.asynccontextmanager
     async def turn(
-        self, key: str, *, counts_globally: bool, priority: Priority = Priority.RESULT
+        self,
+        key: str,
+        *,
+        counts_globally: bool = False,
+        priority: Priority = Priority.RESULT,
+        bot: str | None = None,
     ) -> AsyncIterator[Bucket]:
         """One request's turn on ``key``'s bucket, for a lane or a run: held until the answer
-        was observed, so that the next request on the bucket knows what it said. Raises
-        ``_Stopped`` when the worker stops meanwhile or lost the fleet."""
+        was observed, so that the next request on the bucket knows what it said. A request with
+        a bot token (``bot``: its id) takes a token of that bot's own budget instead of the
+        global one. Raises ``_Stopped`` when the worker stops meanwhile or lost the fleet."""
         lock, bucket = await self._wait_turn(
-            key, counts_globally=counts_globally, priority=priority
+            key, counts_globally=counts_globally, priority=priority, bot=bot
         )
         try:
             if self._fleet_lost():
@@ -662,7 +963,7 @@ class Worker:
         self._observe(bucket, outcome)
 
     async def _wait_turn(
-        self, key: str, *, counts_globally: bool, priority: Priority
+        self, key: str, *, counts_globally: bool, priority: Priority, bot: str | None = None
     ) -> tuple[PriorityLock, Bucket]:
         """Take ``key``'s turn once its bucket, a global pause and the invalid-request brake
         allow, with a token of the process-wide budget (interaction follow-ups do not count
@@ -672,7 +973,8 @@ class Worker:
         waiting for its bucket's window must not keep a result from the request the window
         still has for it. The checks run again after every sleep: a pause may have begun."""
         keep = _KEPT_FOR_RESULTS if priority is Priority.PROGRESS else 0
-        has_token = not counts_globally
+        budget = self._bot_budget(bot) if bot is not None else self._global
+        has_token = not counts_globally and bot is None
         while True:
             lock = self._turn_locks.setdefault(key, PriorityLock())
             await lock.acquire(priority)
@@ -682,12 +984,13 @@ class Worker:
                     now = self._monotonic()
                     wait = max(
                         bucket.delay(now, keep=keep),
-                        self._budget.paused_until - now,
+                        budget.bucket.paused_until - now,
+                        self._banned_until - now,
                         self._invalid.delay(now),
                     )
                     if wait > 0 or has_token:
                         break
-                    await self._take_budget(priority)
+                    await self._take_budget(budget, priority)
                     has_token = True
                 if wait <= 0:
                     bucket.spend(self._monotonic())
@@ -698,23 +1001,39 @@ class Worker:
             lock.release()
             await self._sleep(wait)
 
-    async def _take_budget(self, priority: Priority) -> None:
+    async def _take_budget(self, budget: _Budget, priority: Priority) -> None:
         """One token of the global budget, first come first served within a priority (results
         before progress edits): the lanes queue on a fair lock, so that a lane unlucky with its
         wake-ups does not fall behind and end the burst alone, held back by its webhook's own
         limit."""
-        async with self._budget_turn.hold(priority):
-            while (wait := self._budget.take(self._monotonic())) > 0:
+        async with budget.turn.hold(priority):
+            while (wait := budget.bucket.take(self._monotonic())) > 0:
                 await self._sleep(wait)
 
-    def _observe(self, bucket: Bucket, outcome: SendOutcome) -> None:
+    def _bot_budget(self, bot: str) -> _Budget:
+        """A bot's own global budget (Discord's 50 per second per bot token, with the same
+        margin as the global one), shared by the replicas like the global one."""
+        budget = self._bot_budgets.get(bot)
+        if budget is None:
+            budget = _Budget(TokenBucket(rate=self._global_rps, burst=_BUDGET_BURST))
+            budget.bucket.share(self._global_rps / max(self._replicas, 1))
+            self._bot_budgets[bot] = budget
+        return budget
+
+    def _observe(self, bucket: Bucket, outcome: SendOutcome, *, bot: str | None = None) -> None:
         now = self._monotonic()
         info = outcome.rate_limit
         bucket.observe(info, now)
         status = outcome.http_status
         if info.limited:
             self._metrics.rate_limited.labels(info.scope or "user").inc()
-            if info.is_global and info.retry_after is not None:
+            if info.is_global and info.retry_after is not None and info.scope == "cloudflare":
+                # The address is blocked: nothing goes out, with any token.
+                self._banned_until = max(self._banned_until, now + info.retry_after)
+            if info.is_global and info.retry_after is not None and bot is not None:
+                # The bot's own global limit: only that bot's requests wait.
+                self._bot_budget(bot).bucket.pause(now + info.retry_after)
+            elif info.is_global and info.retry_after is not None:
                 self._budget.pause(now + info.retry_after)
                 self._pause_fleet(info.retry_after)
                 log.warning(
@@ -751,6 +1070,42 @@ class Worker:
             raise _Stopped
 
 
+@dataclass(slots=True)
+class _Budget:
+    """A budget of requests per second and the fair queue for its tokens."""
+
+    bucket: TokenBucket
+    turn: PriorityLock = field(default_factory=PriorityLock)
+
+
+@dataclass(slots=True)
+class _Trip:
+    """One pass of a result through its routes: what was refused on the way, and the
+    tenant's bot once read."""
+
+    record: ResultRecord
+    refused: set[Route] = field(default_factory=set)
+    last_refusal: str | None = None
+    bot: BotConfig | None = None
+    bot_read: bool = False
+    bot_dead: bool = False  # the tenant's bot token was refused (401) in this process
+    webhook_checked: bool = False  # the store was asked whether the webhook is dead
+    reconciled: set[int] = field(default_factory=set)  # parts looked for once already
+
+    def refuse(self, route: Route, reason: str) -> None:
+        self.refused.add(route)
+        self.last_refusal = reason
+
+
+def _no_route(record: ResultRecord) -> str:
+    return "interaction_expired" if record.interaction is not None else "no_route"
+
+
+def _webhook_key(record: ResultRecord) -> tuple[str, str]:
+    assert record.destination is not None
+    return record.destination.webhook_id, token_hash(record.destination.webhook_token)
+
+
 def render_record(record: ResultRecord, *, max_parts: int) -> list[Part]:
     """The messages that deliver ``record``: what Discord is sent, and what the dashboard shows."""
     return render_result(
@@ -762,6 +1117,7 @@ def render_record(record: ResultRecord, *, max_parts: int) -> list[Part]:
         mention_user_id=record.requester.user_id if record.requester else None,
         max_parts=max_parts,
         error=record.error,
+        marked=True,
     )
 
 

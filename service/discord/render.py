@@ -38,6 +38,9 @@ Rendering rules (the helpers live in ``split.py``, ``embeds.py`` and ``report.py
   while their parts fit within ``max_parts``; one that does not is left out whole (a chunk of a
   JSON is no use alone), with a note pointing at ``/retrieve_results``. The notes go on the last
   message part, whose content is kept short enough for them.
+- For delivery every part ends with its marker line (``marker.py``: the result and the part, in
+  small print), so that a part whose send went unanswered can be found in the channel; contents
+  are cut short enough for it.
 - Payload texts are made UTF-8 encodable (surrogates from UTF-16 input joined or replaced).
 - The same inputs always give the same parts, so a worker that re-renders after a crash can skip
   the parts it already delivered.
@@ -52,6 +55,7 @@ from typing import Any
 
 from service.discord.embeds import Embed, clean_embed, pack, pack_embeds, summary_embed
 from service.discord.limits import LIMITS
+from service.discord.marker import marker, marker_room, with_marker
 from service.discord.report import (
     chunk_bytes,
     has_long_text,
@@ -120,10 +124,37 @@ def render_result(
     file_limit: int = LIMITS.file_size,
     max_parts: int = DEFAULT_MAX_PARTS,
     error: tuple[str, str] | None = None,
+    marked: bool = False,
 ) -> list[Part]:
     """The ordered messages that deliver one result (see the module docstring for the rules).
     With ``error`` (stage, message) the result is a failed run's: the summary embed reports the
-    failure and always comes first, the bot's message (if any) after it."""
+    failure and always comes first, the bot's message (if any) after it. With ``marked`` each
+    part ends with its marker line (``marker.py``), for which every content leaves room."""
+    limit = LIMITS.content - (marker_room(workflow_id, max_parts) if marked else 0)
+    parts = _render(
+        workflow_id, results, url, depth, message, mention_user_id, file_limit, max_parts, error,
+        limit,
+    )  # fmt: skip
+    if not marked:
+        return parts
+    return [
+        Part(with_marker(part.payload, marker(workflow_id, i, len(parts))), part.files)
+        for i, part in enumerate(parts)
+    ]
+
+
+def _render(
+    workflow_id: str,
+    results: Mapping[str, Any],
+    url: str | None,
+    depth: str | None,
+    message: Mapping[str, Any] | None,
+    mention_user_id: str | None,
+    file_limit: int,
+    max_parts: int,
+    error: tuple[str, str] | None,
+    limit: int,
+) -> list[Part]:
     if file_limit < 1:
         raise ValueError("file_limit must be at least one byte")
     if max_parts < 1:
@@ -138,14 +169,14 @@ def render_result(
     families, notes = _files(
         workflow_id, results, url, depth, file_limit, with_json=cut or not whole
     )
-    bodies = [*lead, *_bodies(bot, LIMITS.content)] if bot else [_summary_body(summary, mention)]
+    bodies = [*lead, *_bodies(bot, limit)] if bot else [_summary_body(summary, mention)]
     for note in notes:
-        _add_note(bodies, note)
+        _add_note(bodies, note, limit)
     parts = _parts(bodies, _group_files(_flat(families), file_limit), mention)
     if len(parts) <= max_parts:
         return parts
     return _bounded(
-        workflow_id, bot, summary, lead, families, notes, mention, file_limit, max_parts
+        workflow_id, bot, summary, lead, families, notes, mention, file_limit, max_parts, limit
     )
 
 
@@ -181,8 +212,10 @@ def _bounded(
     mention: str | None,
     file_limit: int,
     max_parts: int,
+    limit: int,
 ) -> list[Part]:
-    """The rendering in at most ``max_parts`` parts (see the module docstring)."""
+    """The rendering in at most ``max_parts`` parts (see the module docstring); contents stay
+    within ``limit`` characters."""
     notes = list(notes)
     message_file = _message_family(workflow_id, bot, file_limit) if bot else None
     if message_file is not None:
@@ -210,7 +243,7 @@ def _bounded(
         )
         # Parts are cut short enough that the note always fits on whichever is last.
         note = _joined([*notes, told])
-        bodies = _bodies(bot, LIMITS.content - len(note) - len(_NOTE_GAP) - len(FENCE) - 1)
+        bodies = _bodies(bot, limit - len(note) - len(_NOTE_GAP) - len(FENCE) - 1)
         if len(lead) + len(bodies) > room:
             bodies = bodies[: max(room - len(lead), 0)]
             notes.append(told)
@@ -340,17 +373,17 @@ def _files(
     return families, notes
 
 
-def _add_note(bodies: list[dict[str, Any]], note: str) -> None:
+def _add_note(bodies: list[dict[str, Any]], note: str, limit: int) -> None:
     """Appends a note to the last part's content when it fits there (and does not land inside
     a code block), else sends it as a part of its own."""
     last = bodies[-1]
     content = last.get("content", "")
     combined = f"{content}\n\n{note}".strip()
-    if len(combined) <= LIMITS.content and fence_state(content) is None:
+    if len(combined) <= limit and fence_state(content) is None:
         # Keep the key order of every payload the same: content first.
         bodies[-1] = {"content": combined, **{k: v for k, v in last.items() if k != "content"}}
     else:
-        bodies.append({"content": clamp(note, LIMITS.content)[0]})
+        bodies.append({"content": clamp(note, limit)[0]})
 
 
 def _group_files(files: list[_File], file_limit: int) -> list[list[_File]]:

@@ -92,36 +92,35 @@ class Sender:
                 f"{self._base}/webhooks/{webhook_id}/{token}", timeout=CHECK_TIMEOUT
             )
         except httpx.HTTPError as exc:
-            return _failed(exc, started)
-        return _outcome(response, started)
+            return failed_outcome(exc, started)
+        return answer_outcome(response, started)
 
     async def _send(self, method: str, url: str, part: Part, params: dict[str, str]) -> SendOutcome:
         started = time.perf_counter()
         try:
-            if part.files:
-                files = [
-                    (f"files[{i}]", (f.filename, f.content, f.content_type))
-                    for i, f in enumerate(part.files)
-                ]
-                response = await self._client.request(
-                    method,
-                    url,
-                    params=params,
-                    data={"payload_json": json.dumps(part.payload, ensure_ascii=False)},
-                    files=files,
-                )
-            else:
-                response = await self._client.request(method, url, params=params, json=part.payload)
+            response = await self._client.request(method, url, params=params, **part_body(part))
         except httpx.HTTPError as exc:
-            return _failed(exc, started)
-        return _outcome(response, started)
+            return failed_outcome(exc, started)
+        return answer_outcome(response, started)
+
+
+def part_body(part: Part) -> dict[str, Any]:
+    """The request body of a part, as httpx takes it: JSON, or with files ``multipart/form-data``
+    (``payload_json`` and ``files[n]``)."""
+    if not part.files:
+        return {"json": part.payload}
+    files = [
+        (f"files[{i}]", (f.filename, f.content, f.content_type)) for i, f in enumerate(part.files)
+    ]
+    return {"data": {"payload_json": json.dumps(part.payload, ensure_ascii=False)}, "files": files}
 
 
 def _elapsed(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
+def failed_outcome(exc: httpx.HTTPError, started: float) -> SendOutcome:
+    """A request that got no answer (``started``: its ``time.perf_counter()``)."""
     return SendOutcome(
         disposition=classify_transport(exc),
         duration_ms=_elapsed(started),
@@ -129,7 +128,9 @@ def _failed(exc: httpx.HTTPError, started: float) -> SendOutcome:
     )
 
 
-def _outcome(response: httpx.Response, started: float) -> SendOutcome:
+def answer_outcome(response: httpx.Response, started: float) -> SendOutcome:
+    """Discord's answer as an outcome (``started``: the request's ``time.perf_counter()``);
+    the error names the status, code and Discord's message, never the URL."""
     try:
         body: Any = response.json()
     except ValueError:

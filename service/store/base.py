@@ -18,7 +18,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from service.crypto import KEY_ID_LENGTH, PREFIX, CipherError, TokenCipher
@@ -28,6 +28,7 @@ from service.domain import (
     Attempt,
     AttemptCount,
     AttemptOutcome,
+    BotConfig,
     DeliveredMessage,
     Destination,
     InFlight,
@@ -79,12 +80,14 @@ RESULT_INTERACTION_TOKEN = SealedColumn("results", ("id",), "interaction_token")
 DESTINATION_WEBHOOK_TOKEN = SealedColumn("destinations", ("tenant", "name"), "webhook_token")
 RUN_WEBHOOK_TOKEN = SealedColumn("runs", ("id",), "webhook_token")
 RUN_INTERACTION_TOKEN = SealedColumn("runs", ("id",), "interaction_token")
+BOT_TOKEN = SealedColumn("bots", ("tenant",), "token")
 SEALED_COLUMNS = (
     RESULT_WEBHOOK_TOKEN,
     RESULT_INTERACTION_TOKEN,
     DESTINATION_WEBHOOK_TOKEN,
     RUN_WEBHOOK_TOKEN,
     RUN_INTERACTION_TOKEN,
+    BOT_TOKEN,
 )
 # The statuses of a run whose conversation is over (retention may remove them).
 SETTLED_RUN_STATUSES = ("finished", "failed", "abandoned")
@@ -157,10 +160,13 @@ class Store(ABC):
     # -- results ------------------------------------------------------------------------------
     @abstractmethod
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        """Commit a new result, or return the existing one for the same body.
+        """Commit a new result, or return the existing one for the same body; in the same
+        transaction, take what it leaves out from the run of the same workflow id
+        (:func:`with_its_run`) and finish that run.
 
-        Raises :class:`Conflict` when the workflow id exists with another body. A result whose
-        webhook is dead for its token is accepted already orphaned.
+        Raises :class:`Conflict` when the workflow id exists with another body, and
+        :class:`NoDestination` when the result has nowhere to go. A result whose webhook is dead
+        for its token is accepted already orphaned.
         """
 
     @abstractmethod
@@ -205,6 +211,24 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_destination(self, tenant: str, name: str) -> bool: ...
+
+    # -- the tenants' bots ---------------------------------------------------------------------
+    @abstractmethod
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        """Create or replace the bot of ``config.tenant`` (one per tenant), its token sealed."""
+
+    @abstractmethod
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        """The tenant's bot, whether set through the API or by ``RELAY_BOT_TOKENS`` (which
+        start-up writes here, see ``service.bots``)."""
+
+    @abstractmethod
+    async def list_bots(self) -> list[BotConfig]:
+        """Every tenant's bot, by tenant."""
+
+    @abstractmethod
+    async def delete_bot(self, tenant: str) -> bool:
+        """Forget the tenant's bot; False when it had none."""
 
     # -- API keys -----------------------------------------------------------------------------
     @abstractmethod
@@ -300,8 +324,8 @@ class Store(ABC):
     @abstractmethod
     async def kill_webhook(self, webhook_id: str, token: str, *, reason: str, now: float) -> int:
         """Record that Discord refused this webhook with this token (deleted, unauthorized) and
-        orphan every pending result sent there, in any thread and for any tenant; returns how
-        many were orphaned.
+        orphan every pending result sent there, in any thread and for any tenant, except those a
+        bot route may still take (``HAS_BOT_FALLBACK_SQL``); returns how many were orphaned.
 
         Dead is per (webhook id, token), not per webhook id: a made-up token for a known id
         must not orphan the results of whoever holds the real one.
@@ -315,6 +339,15 @@ class Store(ABC):
     @abstractmethod
     async def dead_reason(self, webhook_id: str, token: str) -> str | None:
         """Why this webhook is dead for this token, or ``None`` while it is not."""
+
+    @abstractmethod
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        """Remember the channel Discord says this webhook posts in (a webhook can be moved: the
+        latest word wins). Where an unanswered part is looked for."""
+
+    @abstractmethod
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        """The channel this webhook was last seen posting in, or ``None`` while unknown."""
 
     @abstractmethod
     async def count_pending(self) -> tuple[int, float | None]:
@@ -427,6 +460,26 @@ class WorkListeners:
                 log.exception("a new-work callback failed")
 
 
+def bot_fallback_sql(
+    tenant: str = "results.tenant",
+    channel: str = "results.channel_id",
+    requester_channel: str = "results.requester_channel_id",
+    requester_user: str = "results.requester_user_id",
+) -> str:
+    """SQL true for a result a bot route may still take when its webhook is dead (its tenant
+    has a bot, and it names a channel or a requester): kill_webhook leaves it queued, accept
+    queues it, and the worker sends it on (or orphans it itself when no route is left). Over a
+    results row's columns, or (arguments) over the values of a row about to be inserted; both
+    backends' spelling."""
+    return (
+        f"(EXISTS (SELECT 1 FROM bots WHERE bots.tenant = {tenant}) AND ({channel} IS NOT NULL "
+        f"OR {requester_channel} IS NOT NULL OR {requester_user} IS NOT NULL))"
+    )
+
+
+HAS_BOT_FALLBACK_SQL = bot_fallback_sql()
+
+
 def token_hash(token: str) -> str:
     """How a webhook token is compared in SQL (``results.webhook_token_hash``, dead webhooks):
     the hex SHA-256, so that the dead list never holds a token itself."""
@@ -441,6 +494,38 @@ def check_same_body(existing_body_hash: str, new: NewResult) -> None:
             f"workflow_id {new.workflow_id!r} was already submitted with another body",
             code="workflow_id_conflict",
         )
+
+
+class NoDestination(Exception):
+    """A result with nowhere to go: no webhook, interaction or channel, given or from its run."""
+
+
+def with_its_run(new: NewResult, run: RunRecord | None) -> NewResult:
+    """The result as it will be kept: what it leaves out it takes from the run of the same
+    workflow id (destination, requester, URL, depth, and the interaction before the hand-off
+    only). Raises :class:`NoDestination` when it has nowhere to go even so.
+
+    After the hand-off the notice told the user the result comes in the channel: not through the
+    token, even while it lives and even when the bot sends it again.
+    """
+    if run is not None:
+        destination = new.destination or run.destination
+        interaction = new.interaction
+        if run.status is RunStatus.RUNNING:
+            interaction = interaction or run.interaction
+        elif destination is not None:
+            interaction = None
+        new = replace(
+            new,
+            destination=destination,
+            interaction=interaction,
+            requester=new.requester or run.requester,
+            url=new.url or run.url,
+            depth=new.depth or run.depth,
+        )
+    if new.destination is None and new.interaction is None and new.channel_id is None:
+        raise NoDestination
+    return new
 
 
 # -- the row mapping: tokens are sealed here on the way in and opened here on the way out, for
@@ -518,6 +603,30 @@ def api_key_from_row(row: Row) -> ApiKey:
         label=row["label"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+    )
+
+
+def bot_params(config: BotConfig, cipher: TokenCipher, *, now: float) -> dict[str, Any]:
+    """A ``bots`` row as ``put_bot`` writes it, the token sealed."""
+    return {
+        "tenant": config.tenant,
+        "bot_id": config.bot_id,
+        "username": config.username,
+        "token": _seal(cipher, BOT_TOKEN, config.token),
+        "dm_fallback": config.dm_fallback,
+        "source": config.source,
+        "now": now,
+    }
+
+
+def bot_from_row(row: Row, cipher: TokenCipher) -> BotConfig:
+    return BotConfig(
+        tenant=row["tenant"],
+        bot_id=row["bot_id"],
+        username=row["username"],
+        token=cipher.decrypt(row["token"], column=BOT_TOKEN.name),
+        dm_fallback=bool(row["dm_fallback"]),
+        source=row["source"],
     )
 
 
@@ -698,9 +807,13 @@ def record_from_row(
         body_hash=row["body_hash"],
         in_flight=in_flight,
         attempts_made=attempts_made,
+        delivery_round=row["delivery_round"],
         error=(row["error_stage"], row["error_message"])
         if row["error_stage"] is not None
         else None,
+        channel_id=row["channel_id"],
+        # SQLite keeps booleans as 0 and 1
+        dm_fallback=bool(row["dm_fallback"]) if row["dm_fallback"] is not None else None,
     )
 
 
@@ -732,6 +845,7 @@ def accepted_record(
         "in_flight_part": None,
         "in_flight_route": None,
         "in_flight_at": None,
+        "delivery_round": 0,
     }
     return record_from_row(row, (), cipher)
 
@@ -754,6 +868,8 @@ def result_columns(new: NewResult, cipher: TokenCipher) -> dict[str, Any]:
         "lane": new.lane,
         "error_stage": new.error[0] if new.error else None,
         "error_message": new.error[1] if new.error else None,
+        "channel_id": new.channel_id,
+        "dm_fallback": new.dm_fallback,
     }
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -25,6 +25,7 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    BotConfig,
     DeliveredMessage,
     Destination,
     NewResult,
@@ -54,6 +55,8 @@ from service.store.base import (
     accepted_record,
     api_key_from_row,
     attempt_from_row,
+    bot_from_row,
+    bot_params,
     check_destination_alive,
     check_key_ids,
     check_same_body,
@@ -75,6 +78,7 @@ from service.store.base import (
     run_step_params,
     sealed_key_ids_sql,
     token_hash,
+    with_its_run,
 )
 from service.store.migrations import load_migrations
 
@@ -277,36 +281,86 @@ class PostgresStore(Store):
 
     # -- results ------------------------------------------------------------------------------
     async def accept(self, new: NewResult, *, now: float) -> AcceptOutcome:
-        columns = result_columns(new, self._cipher)  # results arrive encoded when large
-        args = [columns[name] for name in q.ACCEPT_COLUMNS]
-        # A second pass only if the existing row vanished (deleted) between the two statements.
+        # A second pass only if the existing row vanished (deleted) between two statements.
         for _ in range(3):
-            existing = None
-            wake = time.monotonic() - self._woke_at >= _WAKE_WINDOW
-            if wake:
-                self._woke_at = time.monotonic()
-            async with self._connection("accept the result") as conn:
-                row = await conn.fetchrow(q.ACCEPT, *args, now, wake)
-                if row is None:
-                    # ON CONFLICT waited for the other insert to commit, so it is visible now.
-                    existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
-            if row is not None:
-                if not wake and row["status"] == Status.PENDING:
-                    self._owe_wake()
-                record = accepted_record(
-                    columns,
-                    new,
-                    status=Status(row["status"]),
-                    orphan_reason=row["orphan_reason"],
-                    next_attempt_at=row["next_attempt_at"],
-                    now=now,
-                    cipher=self._cipher,
-                )
-                return AcceptOutcome(record, created=True)
-            if existing is not None:
-                check_same_body(existing["body_hash"], new)
-                return AcceptOutcome(_record(existing, self._cipher), created=False)
+            outcome: AcceptOutcome | Literal["run"] | None = "run"
+            if new.destination or new.interaction or new.channel_id:
+                outcome = await self._accept_alone(new, now=now)
+            if outcome == "run":  # only its run can say where it goes, or it names a run
+                outcome = await self._accept_with_run(new, now=now)
+            if isinstance(outcome, AcceptOutcome):
+                return outcome
         raise StoreError("the result could not be accepted: its workflow id keeps changing")
+
+    async def _accept_alone(
+        self, new: NewResult, *, now: float
+    ) -> AcceptOutcome | Literal["run"] | None:
+        """The common case in one round trip: no run of that workflow id. ``"run"`` when there
+        is one after all; None when an existing row vanished meanwhile."""
+        columns = result_columns(new, self._cipher)  # results arrive encoded when large
+        wake = self._wake_now()
+        async with self._connection("accept the result") as conn:
+            row = await conn.fetchrow(q.ACCEPT, *_accept_args(columns), now, wake, False)
+            if row["status"] is None and not row["run_found"]:
+                # ON CONFLICT waited for the other insert to commit, so it is visible now.
+                existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
+        if row["status"] is not None:
+            return AcceptOutcome(self._accepted(columns, new, row, wake, now), created=True)
+        if row["run_found"]:
+            return "run"
+        if existing is None:
+            return None
+        check_same_body(existing["body_hash"], new)
+        return AcceptOutcome(_record(existing, self._cipher), created=False)
+
+    async def _accept_with_run(self, new: NewResult, *, now: float) -> AcceptOutcome | None:
+        """Merge the result with its run (:func:`with_its_run`), accept it and finish the run,
+        in one transaction."""
+        wake = self._wake_now()
+        async with self._transaction("accept the result") as conn:
+            run = await conn.fetchrow(q.GET_RUN, new.tenant, new.workflow_id)
+            kept = with_its_run(new, run_from_row(run, self._cipher) if run else None)
+            columns = result_columns(kept, self._cipher)
+            row = await conn.fetchrow(q.ACCEPT, *_accept_args(columns), now, wake, True)
+            existing = None
+            if row["status"] is None:
+                existing = await conn.fetchrow(q.GET_RESULT, new.tenant, new.workflow_id)
+                if existing is None:
+                    return None
+                check_same_body(existing["body_hash"], new)
+            # Also for the same body again: the run of a result kept before runs finished in the
+            # same transaction is finished by its retry.
+            finished = run is not None and bool(
+                await conn.fetchval(
+                    q.FINISH_RUN, *_finish_args(new.tenant, new.workflow_id, new.error, now)
+                )
+            )
+        if existing is not None:
+            record = _record(existing, self._cipher)
+            return AcceptOutcome(record, created=False, run_finished=finished)
+        record = self._accepted(columns, kept, row, wake, now)
+        return AcceptOutcome(record, created=True, run_finished=finished)
+
+    def _wake_now(self) -> bool:
+        wake = time.monotonic() - self._woke_at >= _WAKE_WINDOW
+        if wake:
+            self._woke_at = time.monotonic()
+        return wake
+
+    def _accepted(
+        self, columns: dict[str, Any], new: NewResult, row: Any, wake: bool, now: float
+    ) -> ResultRecord:
+        if not wake and row["status"] == Status.PENDING:
+            self._owe_wake()
+        return accepted_record(
+            columns,
+            new,
+            status=Status(row["status"]),
+            orphan_reason=row["orphan_reason"],
+            next_attempt_at=row["next_attempt_at"],
+            now=now,
+            cipher=self._cipher,
+        )
 
     def _owe_wake(self) -> None:
         self._wake_owed = True
@@ -398,6 +452,23 @@ class PostgresStore(Store):
 
     async def delete_destination(self, tenant: str, name: str) -> bool:
         return await self._execute("delete the destination", q.DELETE_DESTINATION, tenant, name) > 0
+
+    # -- the tenants' bots ---------------------------------------------------------------------
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        params = bot_params(config, self._cipher, now=now)
+        await self._execute("store the bot", q.PUT_BOT, *(params[n] for n in q.PUT_BOT_PARAMS))
+
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        row = await self._fetchrow("read the bot", q.GET_BOT, tenant)
+        return bot_from_row(row, self._cipher) if row is not None else None
+
+    async def list_bots(self) -> list[BotConfig]:
+        return [
+            bot_from_row(row, self._cipher) for row in await self._fetch("list bots", q.LIST_BOTS)
+        ]
+
+    async def delete_bot(self, tenant: str) -> bool:
+        return await self._execute("delete the bot", q.DELETE_BOT, tenant) > 0
 
     # -- API keys -----------------------------------------------------------------------------
     async def add_api_key(self, key: ApiKey, *, key_hash: str) -> None:
@@ -555,6 +626,15 @@ class PostgresStore(Store):
         )
         return str(reason) if reason is not None else None
 
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        await self._execute(
+            "record the webhook's channel", q.LEARN_WEBHOOK_CHANNEL, webhook_id, channel_id, now
+        )
+
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        channel = await self._fetchval("read the webhook's channel", q.WEBHOOK_CHANNEL, webhook_id)
+        return str(channel) if channel is not None else None
+
     async def count_pending(self) -> tuple[int, float | None]:
         row = await self._fetchrow("count pending results", q.COUNT_PENDING)
         oldest = row[1]
@@ -618,12 +698,8 @@ class PostgresStore(Store):
     async def finish_run(
         self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
     ) -> bool:
-        stage, message = error if error is not None else (None, None)
-        status = "failed" if error is not None else "finished"
-        finished = await self._fetchval(
-            "finish the run", q.FINISH_RUN, tenant, workflow_id, status, stage, message, now
-        )
-        return bool(finished)
+        args = _finish_args(tenant, workflow_id, error, now)
+        return bool(await self._fetchval("finish the run", q.FINISH_RUN, *args))
 
     async def claim_due_run(
         self, owner: str, *, now: float, lease_seconds: float
@@ -751,3 +827,16 @@ def _record(row: Row, cipher: TokenCipher) -> ResultRecord:
     # JSON spells 5.0 as 5: times go back to floats, as every other read returns them.
     messages = [{**part, "delivered_at": float(part["delivered_at"])} for part in parts]
     return record_from_row(row, messages, cipher, attempts_made=row["attempts_made"])
+
+
+def _accept_args(columns: dict[str, Any]) -> list[Any]:
+    return [columns[name] for name in q.ACCEPT_COLUMNS]
+
+
+def _finish_args(
+    tenant: str, workflow_id: str, error: tuple[str, str] | None, now: float
+) -> tuple[Any, ...]:
+    """FINISH_RUN's parameters: ``failed`` with an error's stage and message, else ``finished``."""
+    stage, message = error if error is not None else (None, None)
+    status = "failed" if error is not None else "finished"
+    return tenant, workflow_id, status, stage, message, now

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from service.store.base import HAS_BOT_FALLBACK_SQL as _HAS_BOT_FALLBACK
+from service.store.base import bot_fallback_sql
+
 # The advisory-lock key space of webhooks (two-int form, the second the webhook id's hashtext);
 # ``relay_enter_webhook`` takes the shared lock of a webhook under this class id,
 # ``KILL_WEBHOOK_LOCK`` the exclusive one.
@@ -53,24 +56,38 @@ ACCEPT_COLUMNS: Final = (
     "lane",
     "error_stage",
     "error_message",
+    "channel_id",
+    "dm_fallback",
 )
 _N = len(ACCEPT_COLUMNS)
 _LANE = ACCEPT_COLUMNS.index("lane") + 1
 _WEBHOOK_ID = ACCEPT_COLUMNS.index("webhook_id") + 1
 _TOKEN_HASH = ACCEPT_COLUMNS.index("webhook_token_hash") + 1
 _NOW = _N + 1
-_VALUES = ", ".join(
-    f"${i}::json" if name in ("results", "message") else f"${i}"
-    for i, name in enumerate(ACCEPT_COLUMNS, start=1)
+# A result a bot route may take is queued even for a dead webhook (over the new row's values).
+_BOT_FALLBACK = bot_fallback_sql(
+    *(
+        f"${ACCEPT_COLUMNS.index(name) + 1}::text"
+        for name in ("tenant", "channel_id", "requester_channel_id", "requester_user_id")
+    )
 )
+_CASTS = {"results": "::json", "message": "::json", "dm_fallback": "::boolean"}
+_VALUES = ", ".join(f"${i}{_CASTS.get(name, '')}" for i, name in enumerate(ACCEPT_COLUMNS, start=1))
 
-# $1..$21 ACCEPT_COLUMNS, $22 now, $23 wake. One statement, one round trip: enter the webhook
-# (orphaned at once if it is dead for this token), insert unless the workflow id exists (then no
-# row comes back and the caller reads the existing one), and (wake) announce the new result to
-# the fleet if it is pending, delivered on commit.
+# $1..$N ACCEPT_COLUMNS, then now, wake, merged. One statement, one round trip: enter the
+# webhook (orphaned at once if it is dead for this token, unless a bot route may take it),
+# insert unless the workflow id exists (then no status comes back and the caller reads the
+# existing one) or names a run the result was not merged with (``run_found``: the caller merges
+# and accepts again, in a transaction), and (wake) announce the new result to the fleet if it is
+# pending, delivered on commit. Always one row.
 ACCEPT: Final = f"""
-WITH lane AS (
+WITH run AS (
+    SELECT EXISTS (SELECT 1 FROM runs WHERE tenant = $1 AND workflow_id = $2) AS found
+), entered AS (
     SELECT relay_enter_webhook(${_LANE}, ${_WEBHOOK_ID}, ${_TOKEN_HASH}) AS dead_reason
+), lane AS (
+    SELECT CASE WHEN {_BOT_FALLBACK} THEN NULL ELSE entered.dead_reason END AS dead_reason
+    FROM entered
 ), inserted AS (
     INSERT INTO results ({", ".join(ACCEPT_COLUMNS)},
                          status, orphan_reason, next_attempt_at, created_at, updated_at)
@@ -79,15 +96,17 @@ WITH lane AS (
            lane.dead_reason,
            CASE WHEN lane.dead_reason IS NULL THEN ${_NOW}::float8 END,
            ${_NOW}::float8, ${_NOW}::float8
-    FROM lane
+    FROM lane, run
+    WHERE ${_NOW + 2}::boolean OR NOT run.found
     ON CONFLICT (tenant, workflow_id) DO NOTHING
     RETURNING status, orphan_reason, next_attempt_at
 ), woken AS (
     SELECT pg_notify('{WORK_CHANNEL}', '') FROM inserted
     WHERE status = 'pending' AND ${_NOW + 1}::boolean
 )
-SELECT status, orphan_reason, next_attempt_at, (SELECT count(*) FROM woken) AS woken
-FROM inserted
+SELECT i.status, i.orphan_reason, i.next_attempt_at, (SELECT count(*) FROM woken) AS woken,
+       run.found AS run_found
+FROM run LEFT JOIN inserted i ON true
 """
 
 # A results row with its delivered parts as a JSON array (one round trip for a whole record).
@@ -155,6 +174,22 @@ GET_DESTINATION: Final = "SELECT * FROM destinations WHERE tenant = $1 AND name 
 LIST_DESTINATIONS: Final = "SELECT * FROM destinations WHERE tenant = $1 ORDER BY name"
 # $1 tenant, $2 name
 DELETE_DESTINATION: Final = "DELETE FROM destinations WHERE tenant = $1 AND name = $2"
+
+# -- the tenants' bots ---------------------------------------------------------------------------
+# The parameters of PUT_BOT, by name as ``base.bot_params`` gives them.
+PUT_BOT_PARAMS: Final = ("tenant", "bot_id", "username", "token", "dm_fallback", "source", "now")
+PUT_BOT: Final = """
+INSERT INTO bots (tenant, bot_id, username, token, dm_fallback, source, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::boolean, $6, $7::float8, $7::float8)
+ON CONFLICT (tenant) DO UPDATE SET bot_id = excluded.bot_id, username = excluded.username,
+    token = excluded.token, dm_fallback = excluded.dm_fallback, source = excluded.source,
+    updated_at = excluded.updated_at
+"""
+# $1 tenant
+GET_BOT: Final = "SELECT * FROM bots WHERE tenant = $1"
+LIST_BOTS: Final = "SELECT * FROM bots ORDER BY tenant"
+# $1 tenant
+DELETE_BOT: Final = "DELETE FROM bots WHERE tenant = $1"
 
 # $1 key_id, $2 tenant, $3 key_hash, $4 label, $5 created_at
 ADD_API_KEY: Final = (
@@ -321,6 +356,7 @@ DELETE_MESSAGES: Final = "DELETE FROM messages WHERE result_id = $1"
 REQUEUE: Final = f"""
 UPDATE results SET status = 'pending', next_attempt_at = $2::float8, attempts = 0,
     orphan_reason = NULL, delivered_at = NULL, updated_at = $2::float8,
+    delivery_round = delivery_round + 1,
     destination_name = $3, webhook_id = $4, webhook_token = $5, webhook_token_hash = $6,
     thread_id = $7, lane = $8, {_NOT_IN_FLIGHT}
 WHERE id = $1
@@ -345,11 +381,22 @@ ORPHAN_WEBHOOK: Final = f"""
 UPDATE results SET status = 'orphaned', orphan_reason = $3, next_attempt_at = NULL,
     updated_at = $4::float8, {_NOT_IN_FLIGHT}
 WHERE webhook_id = $1 AND webhook_token_hash = $2 AND status = 'pending'
+    AND NOT {_HAS_BOT_FALLBACK}
 """
 # $1 webhook_id, $2 token_hash
 REVIVE_WEBHOOK: Final = "DELETE FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"
 # $1 webhook_id, $2 token_hash
 DEAD_REASON: Final = "SELECT reason FROM dead_webhooks WHERE webhook_id = $1 AND token_hash = $2"
+
+# $1 webhook_id, $2 channel_id, $3 now
+LEARN_WEBHOOK_CHANNEL: Final = """
+INSERT INTO webhook_channels (webhook_id, channel_id, learned_at) VALUES ($1, $2, $3::float8)
+ON CONFLICT (webhook_id) DO UPDATE SET channel_id = excluded.channel_id,
+    learned_at = excluded.learned_at
+WHERE webhook_channels.channel_id IS DISTINCT FROM excluded.channel_id
+"""
+# $1 webhook_id
+WEBHOOK_CHANNEL: Final = "SELECT channel_id FROM webhook_channels WHERE webhook_id = $1"
 
 COUNT_PENDING: Final = "SELECT count(*), min(created_at) FROM results WHERE status = 'pending'"
 

@@ -17,6 +17,7 @@ from service.domain import (
     AcceptOutcome,
     ApiKey,
     Attempt,
+    BotConfig,
     DeliveredMessage,
     Destination,
     NewResult,
@@ -36,6 +37,7 @@ from service.domain import (
 )
 from service.errors import ResultGone
 from service.store.base import (
+    HAS_BOT_FALLBACK_SQL,
     RESEAL_BATCH,
     SEALED_COLUMNS,
     SETTLED_RUN_STATUSES,
@@ -45,6 +47,9 @@ from service.store.base import (
     accepted_record,
     api_key_from_row,
     attempt_from_row,
+    bot_fallback_sql,
+    bot_from_row,
+    bot_params,
     check_destination_alive,
     check_key_ids,
     check_same_body,
@@ -66,6 +71,7 @@ from service.store.base import (
     run_step_params,
     sealed_key_ids_sql,
     token_hash,
+    with_its_run,
 )
 from service.store.sqlite_engine import SQLiteEngine
 
@@ -141,10 +147,15 @@ class SQLiteStore(Store):
             existing = _result_row(conn, new.tenant, new.workflow_id)
             if existing is not None:
                 check_same_body(existing["body_hash"], new)
-                return AcceptOutcome(_record(conn, existing, self._cipher), created=False)
+                record = _record(conn, existing, self._cipher)
+                return AcceptOutcome(record, created=False, run_finished=finish(conn))
+            run = _run_row(conn, new.tenant, new.workflow_id)
+            kept = with_its_run(new, run_from_row(run, self._cipher) if run else None)
             # Encoded here, in the writer thread: megabytes of results are no work for the loop.
-            columns = result_columns(new, self._cipher)
+            columns = result_columns(kept, self._cipher)
             dead = _dead_reason(conn, columns["webhook_id"], columns["webhook_token_hash"])
+            if dead and _bot_may_take(conn, columns):
+                dead = None  # queued: the worker sends it on to the bot
             status = Status.ORPHANED if dead else Status.PENDING
             due = None if dead else now
             values = {
@@ -160,17 +171,23 @@ class SQLiteStore(Store):
             conn.execute(f"INSERT INTO results ({names}) VALUES ({marks})", values)
             record = accepted_record(
                 columns,
-                new,
+                kept,
                 status=status,
                 orphan_reason=dead,
                 next_attempt_at=due,
                 now=now,
                 cipher=self._cipher,
             )
-            return AcceptOutcome(record, created=True)
+            finished = run is not None and finish(conn)
+            return AcceptOutcome(record, created=True, run_finished=finished)
+
+        def finish(conn: sqlite3.Connection) -> bool:
+            # Also for the same body again: the run of a result kept before runs finished in
+            # the same transaction is finished by its retry.
+            return _finish_run(conn, new.tenant, new.workflow_id, error=new.error, now=now)
 
         outcome = await self._write(write)
-        if outcome.created and outcome.record.status is Status.PENDING:
+        if outcome.run_finished or (outcome.created and outcome.record.status is Status.PENDING):
             self._work.fire()
         return outcome
 
@@ -281,6 +298,41 @@ class SQLiteStore(Store):
                 ).rowcount
                 > 0
             )
+        )
+
+    # -- the tenants' bots ---------------------------------------------------------------------
+    async def put_bot(self, config: BotConfig, *, now: float) -> None:
+        params = bot_params(config, self._cipher, now=now)
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO bots (tenant, bot_id, username, token, dm_fallback, source, "
+                "created_at, updated_at) VALUES (:tenant, :bot_id, :username, :token, "
+                ":dm_fallback, :source, :now, :now) ON CONFLICT (tenant) DO UPDATE SET "
+                "bot_id = excluded.bot_id, username = excluded.username, token = excluded.token, "
+                "dm_fallback = excluded.dm_fallback, source = excluded.source, "
+                "updated_at = excluded.updated_at",
+                params,
+            )
+        )
+
+    async def get_bot(self, tenant: str) -> BotConfig | None:
+        def read(conn: sqlite3.Connection) -> BotConfig | None:
+            row = conn.execute("SELECT * FROM bots WHERE tenant = ?", (tenant,)).fetchone()
+            return bot_from_row(row, self._cipher) if row is not None else None
+
+        return await self._read(read)
+
+    async def list_bots(self) -> list[BotConfig]:
+        return await self._read(
+            lambda conn: [
+                bot_from_row(row, self._cipher)
+                for row in conn.execute("SELECT * FROM bots ORDER BY tenant")
+            ]
+        )
+
+    async def delete_bot(self, tenant: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM bots WHERE tenant = ?", (tenant,)).rowcount > 0
         )
 
     # -- API keys -----------------------------------------------------------------------------
@@ -495,6 +547,7 @@ class SQLiteStore(Store):
             conn.execute(
                 "UPDATE results SET status = 'pending', next_attempt_at = :now, attempts = 0, "
                 "orphan_reason = NULL, delivered_at = NULL, updated_at = :now, "
+                "delivery_round = delivery_round + 1, "
                 "destination_name = :destination_name, webhook_id = :webhook_id, "
                 "webhook_token = :webhook_token, webhook_token_hash = :webhook_token_hash, "
                 f"thread_id = :thread_id, lane = :lane, {_NOT_IN_FLIGHT} "
@@ -525,7 +578,7 @@ class SQLiteStore(Store):
                     "UPDATE results SET status = 'orphaned', orphan_reason = :reason, "
                     f"next_attempt_at = NULL, updated_at = :now, {_NOT_IN_FLIGHT} "
                     "WHERE webhook_id = :webhook_id AND webhook_token_hash = :hash "
-                    "AND status = 'pending'",
+                    f"AND status = 'pending' AND NOT {HAS_BOT_FALLBACK_SQL}",
                     {"reason": reason, "now": now, "webhook_id": webhook_id, "hash": hashed},
                 ).rowcount
             )
@@ -545,6 +598,26 @@ class SQLiteStore(Store):
 
     async def dead_reason(self, webhook_id: str, token: str) -> str | None:
         return await self._read(lambda conn: _dead_reason(conn, webhook_id, token_hash(token)))
+
+    async def learn_webhook_channel(self, webhook_id: str, channel_id: str, *, now: float) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO webhook_channels (webhook_id, channel_id, learned_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (webhook_id) DO UPDATE SET "
+                "channel_id = excluded.channel_id, learned_at = excluded.learned_at "
+                "WHERE webhook_channels.channel_id IS NOT excluded.channel_id",
+                (webhook_id, channel_id, now),
+            )
+        )
+
+    async def webhook_channel(self, webhook_id: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT channel_id FROM webhook_channels WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+            return str(row[0]) if row is not None else None
+
+        return await self._read(read)
 
     async def count_pending(self) -> tuple[int, float | None]:
         def read(conn: sqlite3.Connection) -> tuple[int, float | None]:
@@ -651,26 +724,8 @@ class SQLiteStore(Store):
     async def finish_run(
         self, tenant: str, workflow_id: str, *, error: tuple[str, str] | None, now: float
     ) -> bool:
-        stage, message = error if error is not None else (None, None)
         finished = await self._write(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE runs SET status = :status, error_stage = :stage, "
-                    "error_message = :message, last_activity_at = :now, updated_at = :now, "
-                    "final_shown = 0, due_at = :now WHERE tenant = :tenant "
-                    "AND workflow_id = :workflow_id "
-                    "AND status IN ('running', 'handed_off', 'abandoned')",
-                    {
-                        "status": "failed" if error is not None else "finished",
-                        "stage": stage,
-                        "message": message,
-                        "now": now,
-                        "tenant": tenant,
-                        "workflow_id": workflow_id,
-                    },
-                ).rowcount
-                > 0
-            )
+            lambda conn: _finish_run(conn, tenant, workflow_id, error=error, now=now)
         )
         if finished:
             self._work.fire()
@@ -797,6 +852,33 @@ WHERE tenant = :tenant AND workflow_id = :workflow_id AND lease_owner = :owner
 """
 
 
+def _finish_run(
+    conn: sqlite3.Connection,
+    tenant: str,
+    workflow_id: str,
+    *,
+    error: tuple[str, str] | None,
+    now: float,
+) -> bool:
+    stage, message = error if error is not None else (None, None)
+    changed: int = conn.execute(
+        "UPDATE runs SET status = :status, error_stage = :stage, "
+        "error_message = :message, last_activity_at = :now, updated_at = :now, "
+        "final_shown = 0, due_at = :now WHERE tenant = :tenant "
+        "AND workflow_id = :workflow_id "
+        "AND status IN ('running', 'handed_off', 'abandoned')",
+        {
+            "status": "failed" if error is not None else "finished",
+            "stage": stage,
+            "message": message,
+            "now": now,
+            "tenant": tenant,
+            "workflow_id": workflow_id,
+        },
+    ).rowcount
+    return changed > 0
+
+
 def _run_row(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         f"{_RUN_SELECT} WHERE r.tenant = ? AND r.workflow_id = ?", (tenant, workflow_id)
@@ -818,6 +900,21 @@ def _result_id(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> int:
     if row is None:
         raise ResultGone(f"no result {workflow_id!r}")
     return int(row[0])
+
+
+def _bot_may_take(conn: sqlite3.Connection, columns: dict[str, Any]) -> bool:
+    """``bot_fallback_sql`` for a row about to be inserted."""
+    row = conn.execute(
+        "SELECT 1 WHERE "
+        + bot_fallback_sql(":tenant", ":channel_id", ":requester_channel_id", ":requester_user_id"),
+        {
+            "tenant": columns["tenant"],
+            "channel_id": columns["channel_id"],
+            "requester_channel_id": columns["requester_channel_id"],
+            "requester_user_id": columns["requester_user_id"],
+        },
+    ).fetchone()
+    return row is not None
 
 
 def _dead_reason(

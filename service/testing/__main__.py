@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from service.testing.emulator import DiscordEmulator
+from service.testing.ratelimit import DEFAULT_BOT_GLOBAL, DEFAULT_BOT_ROUTE, DEFAULT_DM_OPEN, Limit
 from service.testing.schema import SPEC_ENV
 from service.testing.server import EmulatorServer
 
@@ -22,11 +23,15 @@ def _limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"expected COUNT/SECONDS, got {text!r}") from exc
 
 
+def _shown(limit: Limit) -> str:
+    return f"{limit[0]}/{limit[1]:g}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m service.testing",
         description=(
-            "Serve the Discord webhook API emulator. Point the service at "
+            "Serve the Discord webhook and bot API emulator. Point the service at "
             "http://HOST:PORT/api/v10 and drive the emulator through /_emulator/... "
             "(see the service.testing docstring)."
         ),
@@ -41,6 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--webhook-limit", type=_limit, default=(5, 2.0), metavar="N/S")
     parser.add_argument("--channel-limit", type=_limit, default=(30, 60.0), metavar="N/S")
     parser.add_argument("--global-limit", type=_limit, default=(50, 1.0), metavar="N/S")
+    parser.add_argument(
+        "--bot-route-limit",
+        type=_limit,
+        default=DEFAULT_BOT_ROUTE,
+        metavar="N/S",
+        help=f"bucket of each bot route per channel (default {_shown(DEFAULT_BOT_ROUTE)})",
+    )
+    parser.add_argument(
+        "--bot-global-limit",
+        type=_limit,
+        default=DEFAULT_BOT_GLOBAL,
+        metavar="N/S",
+        help=f"each bot's global limit (default {_shown(DEFAULT_BOT_GLOBAL)})",
+    )
+    parser.add_argument(
+        "--dm-open-limit",
+        type=_limit,
+        default=DEFAULT_DM_OPEN,
+        metavar="N/S",
+        help=f"new DMs a bot may open, then 40003 (default {_shown(DEFAULT_DM_OPEN)})",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
 
@@ -53,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_limit=args.webhook_limit,
         channel_limit=args.channel_limit,
         global_limit=args.global_limit,
+        bot_route_limit=args.bot_route_limit,
+        bot_global_limit=args.bot_global_limit,
+        dm_open_limit=args.dm_open_limit,
     )
     # Compile the spec before serving so the first request is not the slow one.
     emulator.load_schema()

@@ -1,5 +1,6 @@
-"""Assembly of the emulator's ASGI app: Discord's routes under `/api/v8`-`/api/v10` (and the
-unversioned `/api`, served but counted as a misbehaviour), the control API under `/_emulator`.
+"""Assembly of the emulator's ASGI app: Discord's webhook and bot routes under `/api/v8`-`/api/v10`
+(and the unversioned `/api`, served but counted as a misbehaviour), the control API under
+`/_emulator`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.testing.bot_routes import BotRoutes
 from service.testing.counters import CounterBook
 from service.testing.gate import api_version, mask_path
 from service.testing.routes import DiscordRoutes
@@ -49,12 +51,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    discord: DiscordRoutes, control_routes: list[BaseRoute], counters: CounterBook
+    discord: DiscordRoutes,
+    bots: BotRoutes,
+    control_routes: list[BaseRoute],
+    counters: CounterBook,
 ) -> ASGIApp:
-    routes: list[BaseRoute] = [
-        Mount(f"/api/v{version}", routes=discord.routes()) for version in API_VERSIONS
-    ]
+    def api() -> list[BaseRoute]:
+        return [*discord.routes(), *bots.routes()]
+
+    routes: list[BaseRoute] = [Mount(f"/api/v{version}", routes=api()) for version in API_VERSIONS]
     routes.append(Mount("/_emulator", routes=control_routes))
-    routes.append(Mount("/api", routes=discord.routes()))
+    routes.append(Mount("/api", routes=api()))
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
     return TrafficMiddleware(app, counters)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from service.testing.models import EmulatedWebhook
+from service.testing.ratelimit import LIMIT_NAMES
 
 if TYPE_CHECKING:
     from service.testing.emulator import DiscordEmulator
@@ -53,6 +54,22 @@ def _limit(value: Any, name: str) -> tuple[int, float] | None:
         if isinstance(count, int) and isinstance(per, int | float):
             return count, float(per)
     raise ControlError(400, f"{name} must be [count, per_seconds]")
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ControlError(400, f"{name} must be true or false")
+    return value
+
+
+def _optional_id(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).isdecimal():
+        raise ControlError(400, f"{name} must be a snowflake")
+    return str(value)
 
 
 def _guard(handler: Endpoint) -> Endpoint:
@@ -102,6 +119,56 @@ def control_routes(emulator: DiscordEmulator) -> list[BaseRoute]:
         )
         return JSONResponse({"messages": [m.to_json() for m in messages]})
 
+    async def create_bot(request: Request) -> Response:
+        body = await _json_object(request)
+        bot = emulator.create_bot(username=str(body.get("username", "relay-bot")))
+        return JSONResponse({"id": bot.id, "token": bot.token, "username": bot.username}, 201)
+
+    async def create_channel(request: Request) -> Response:
+        body = await _json_object(request)
+        channel = emulator.create_channel(
+            guild_id=_optional_id(body, "guild_id"), channel_id=_optional_id(body, "channel_id")
+        )
+        return JSONResponse(asdict(channel), status_code=201)
+
+    async def channel_access(request: Request) -> Response:
+        body = await _json_object(request)
+        bot_id = _optional_id(body, "bot_id")
+        if bot_id is None:
+            raise ControlError(400, "bot_id is required")
+        emulator.set_access(
+            request.path_params["channel_id"],
+            bot_id,
+            view=_flag(body, "view", True),
+            send=_flag(body, "send", True),
+            read_history=_flag(body, "read_history", True),
+        )
+        return Response(status_code=204)
+
+    async def channel_messages(request: Request) -> Response:
+        query = request.query_params
+        messages = emulator.channel_messages(
+            request.path_params["channel_id"],
+            include_deleted=query.get("include_deleted", "false").lower() == "true",
+        )
+        return JSONResponse({"messages": [m.to_json() for m in messages]})
+
+    async def create_user(request: Request) -> Response:
+        body = await _json_object(request)
+        user = emulator.create_user(dms_open=_flag(body, "dms_open", True))
+        return JSONResponse(asdict(user), status_code=201)
+
+    async def update_user(request: Request) -> Response:
+        body = await _json_object(request)
+        if "dms_open" not in body:
+            raise ControlError(400, "dms_open is required")
+        user = emulator.set_dms_open(request.path_params["user_id"], _flag(body, "dms_open", True))
+        return JSONResponse(asdict(user))
+
+    async def dm_messages(request: Request) -> Response:
+        messages = emulator.dm_messages(request.path_params["user_id"])
+        return JSONResponse({"messages": [m.to_json() for m in messages]})
+
     async def create_interaction(request: Request) -> Response:
         body = await _json_object(request)
         interaction = emulator.create_interaction(
@@ -125,10 +192,16 @@ def control_routes(emulator: DiscordEmulator) -> list[BaseRoute]:
     async def limits(request: Request) -> Response:
         if request.method == "PUT":
             body = await _json_object(request)
+            unknown = sorted(set(body) - set(LIMIT_NAMES))
+            if unknown:
+                raise ControlError(400, f"unknown limits {unknown}; expected {list(LIMIT_NAMES)}")
             emulator.set_limits(
                 webhook=_limit(body.get("webhook"), "webhook"),
                 channel=_limit(body.get("channel"), "channel"),
                 global_=_limit(body.get("global"), "global"),
+                bot_route=_limit(body.get("bot_route"), "bot_route"),
+                bot_global=_limit(body.get("bot_global"), "bot_global"),
+                dm_open=_limit(body.get("dm_open"), "dm_open"),
             )
         return JSONResponse({name: list(limit) for name, limit in emulator.limits.items()})
 
@@ -141,7 +214,8 @@ def control_routes(emulator: DiscordEmulator) -> list[BaseRoute]:
             seconds = body.get("seconds")
             fault = emulator.inject_fault(
                 str(body.get("kind")),
-                webhook_id=body.get("webhook_id"),
+                webhook_id=_optional_id(body, "webhook_id"),
+                channel_id=_optional_id(body, "channel_id"),
                 count=int(body.get("count", 1)),
                 seconds=None if seconds is None else float(seconds),
             )
@@ -161,6 +235,13 @@ def control_routes(emulator: DiscordEmulator) -> list[BaseRoute]:
         ("/webhooks/{webhook_id}", delete_webhook, ["DELETE"]),
         ("/webhooks/{webhook_id}/threads", create_thread, ["POST"]),
         ("/webhooks/{webhook_id}/messages", webhook_messages, ["GET"]),
+        ("/bots", create_bot, ["POST"]),
+        ("/channels", create_channel, ["POST"]),
+        ("/channels/{channel_id}/access", channel_access, ["PUT"]),
+        ("/channels/{channel_id}/messages", channel_messages, ["GET"]),
+        ("/users", create_user, ["POST"]),
+        ("/users/{user_id}", update_user, ["PUT"]),
+        ("/users/{user_id}/dms", dm_messages, ["GET"]),
         ("/interactions", create_interaction, ["POST"]),
         ("/interactions/{interaction_id}/followups", followups, ["GET"]),
         ("/interactions/{interaction_id}/original", original, ["GET"]),

@@ -28,6 +28,9 @@ _INT_FIELDS = (
     "unversioned_requests",
     "cloudflare_bans",
     "edits",
+    "nonce_deduplicated",
+    "dms_opened",
+    "unauthorized",
 )
 
 
@@ -40,6 +43,8 @@ class CounterBook:
         self._invalid_limit = invalid_request_limit
         self._ints: Counter[str] = Counter()
         self._rate_limited: Counter[str] = Counter()
+        self._bot_requests: Counter[str] = Counter()
+        self._refusals: Counter[str] = Counter()
         self._invalid: deque[float] = deque()
         self._in_flight: Counter[Hashable] = Counter()
         self._max_in_flight = 0
@@ -62,6 +67,16 @@ class CounterBook:
                 self._ints["bad_user_agent"] += 1
             if unversioned:
                 self._ints["unversioned_requests"] += 1
+
+    def bot_request(self, route: str) -> None:
+        """One request to a bot-token route, named like `"POST /channels/{channel_id}/messages"`."""
+        with self._lock:
+            self._bot_requests[route] += 1
+
+    def refused(self, code: int) -> None:
+        """One Discord error answer (a JSON body with this `code`)."""
+        with self._lock:
+            self._refusals[str(code)] += 1
 
     def enter(self, key: Hashable) -> None:
         with self._lock:
@@ -119,12 +134,16 @@ class CounterBook:
                     scope: self._rate_limited[scope]
                     for scope in ("user", "shared", "global", "cloudflare")
                 },
+                bot_requests=dict(self._bot_requests),
+                refusals=dict(self._refusals),
             )
 
     def reset(self) -> None:
         with self._lock:
             self._ints.clear()
             self._rate_limited.clear()
+            self._bot_requests.clear()
+            self._refusals.clear()
             self._invalid.clear()
             self._max_in_flight = max(self._in_flight.values(), default=0)
             self._banned_until = float("-inf")

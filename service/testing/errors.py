@@ -11,11 +11,18 @@ from typing import Any, Literal
 
 UNKNOWN_CHANNEL = 10003
 UNKNOWN_MESSAGE = 10008
+UNKNOWN_USER = 10013
 UNKNOWN_WEBHOOK = 10015
 MAX_ATTACHMENTS = 30015
 OLD_MESSAGE_EDITS = 30046
+OPENING_DMS_TOO_FAST = 40003
 ENTITY_TOO_LARGE = 40005
+MISSING_ACCESS = 50001
+EDIT_OF_OTHER_AUTHOR = 50005
 EMPTY_MESSAGE = 50006
+CANNOT_MESSAGE_USER = 50007
+NOT_A_TEXT_CHANNEL = 50008
+MISSING_PERMISSIONS = 50013
 INVALID_WEBHOOK_TOKEN = 50027
 INVALID_FORM_BODY = 50035
 INVALID_JSON = 50109
@@ -27,13 +34,20 @@ MESSAGES: dict[int, str] = {
     0: "404: Not Found",
     UNKNOWN_CHANNEL: "Unknown Channel",
     UNKNOWN_MESSAGE: "Unknown Message",
+    UNKNOWN_USER: "Unknown User",
     UNKNOWN_WEBHOOK: "Unknown Webhook",
     MAX_ATTACHMENTS: "Maximum number of attachments in a message reached (10)",
     OLD_MESSAGE_EDITS: (
         "Maximum number of edits to messages older than 1 hour reached. Try again later"
     ),
+    OPENING_DMS_TOO_FAST: "You are opening direct messages too fast",
     ENTITY_TOO_LARGE: "Request entity too large",
+    MISSING_ACCESS: "Missing Access",
+    EDIT_OF_OTHER_AUTHOR: "Cannot edit a message authored by another user",
     EMPTY_MESSAGE: "Cannot send an empty message",
+    CANNOT_MESSAGE_USER: "Cannot send messages to this user",
+    NOT_A_TEXT_CHANNEL: "Cannot send messages in a non-text channel",
+    MISSING_PERMISSIONS: "Missing Permissions",
     INVALID_WEBHOOK_TOKEN: "Invalid Webhook Token",
     INVALID_FORM_BODY: "Invalid Form Body",
     INVALID_JSON: "The request body contains invalid JSON.",
@@ -114,6 +128,11 @@ def form_error(
     errors = FormErrors()
     errors.add(path, code, message)
     return DiscordError(400, INVALID_FORM_BODY, errors=errors, category=category)
+
+
+def unauthorized() -> DiscordError:
+    """A bot route without a valid `Authorization: Bot <token>` header."""
+    return DiscordError(401, 0, message="401: Unauthorized", category="auth")
 
 
 def body_error(status: int, code: int) -> DiscordError:

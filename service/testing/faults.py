@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -56,10 +56,20 @@ been blocked</h1><span class="cf-error-code">1015</span>
 
 @dataclass
 class Fault:
+    """`webhook_id` and `channel_id` narrow the requests it meets (None: any). A webhook's
+    requests are in its channel; a bot's requests are in the channel of their path."""
+
     kind: str
     webhook_id: str | None
     count: int
     seconds: float
+    channel_id: str | None = None
+
+    def meets(self, webhook_id: str | None, channel_id: str | None) -> bool:
+        return self.webhook_id in (None, webhook_id) and self.channel_id in (None, channel_id)
+
+    def one(self) -> Fault:
+        return Fault(self.kind, self.webhook_id, 1, self.seconds, self.channel_id)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,39 +82,50 @@ class FaultQueue:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
-    def add(self, kind: str, *, webhook_id: str | None, count: int, seconds: float | None) -> Fault:
+    def add(
+        self,
+        kind: str,
+        *,
+        webhook_id: str | None,
+        count: int,
+        seconds: float | None,
+        channel_id: str | None = None,
+    ) -> Fault:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
         if count < 1:
             raise ValueError("count must be at least 1")
         if seconds is not None and (seconds < 0 or not math.isfinite(seconds)):
             raise ValueError("seconds must be a finite, non-negative number")
-        fault = Fault(kind, webhook_id, count, DEFAULT_HANG_SECONDS if seconds is None else seconds)
+        hang = DEFAULT_HANG_SECONDS if seconds is None else seconds
+        fault = Fault(kind, webhook_id, count, hang, channel_id)
         with self._lock:
             self._faults.append(fault)
         return fault
 
-    def take(self, webhook_id: str, *, edit: bool = False) -> Fault | None:
-        """Consumes one use of the first fault aimed at `webhook_id` (or at any webhook) that
-        this request can meet: edit-only faults wait for an `edit`."""
+    def take(
+        self, webhook_id: str | None, *, channel_id: str | None = None, edit: bool = False
+    ) -> Fault | None:
+        """Consumes one use of the first fault aimed at this webhook or channel (or at any)
+        that this request can meet: edit-only faults wait for an `edit`."""
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if fault.webhook_id in (None, webhook_id) and (edit or fault.kind not in EDIT_ONLY):
+                if fault.meets(webhook_id, channel_id) and (edit or fault.kind not in EDIT_ONLY):
                     fault.count -= 1
                     if fault.count == 0:
                         del self._faults[i]
-                    return Fault(fault.kind, fault.webhook_id, 1, fault.seconds)
+                    return fault.one()
         return None
 
     def give_back(self, fault: Fault) -> None:
         """Returns an unused after-store or edit fault to the head of the queue (the request
         failed before storing or editing anything, so the fault must still hit the next one)."""
         with self._lock:
-            self._faults.insert(0, Fault(fault.kind, fault.webhook_id, 1, fault.seconds))
+            self._faults.insert(0, fault.one())
 
     def pending(self) -> list[Fault]:
         with self._lock:
-            return [Fault(f.kind, f.webhook_id, f.count, f.seconds) for f in self._faults]
+            return [replace(f) for f in self._faults]
 
     def clear(self) -> None:
         with self._lock:

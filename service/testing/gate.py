@@ -1,8 +1,10 @@
-"""Everything a Discord webhook request passes before its handler runs, in Discord's order.
+"""Everything a Discord request passes before its handler runs, in Discord's order.
 
-Cloudflare ban, injected faults, the id's shape, the global and per-route rate limits, then the
-webhook or interaction token. It also turns `DiscordError`s and 429s into responses and keeps
-the counters, so the handlers in `routes.py` only deal with message bodies.
+Webhook routes: Cloudflare ban, injected faults, the id's shape, the global and per-route rate
+limits, then the webhook or interaction token. Bot-token routes: Cloudflare ban, injected
+faults, the `Authorization: Bot` token, the bot's global limit and the route bucket. The gate
+also turns `DiscordError`s and 429s into responses and keeps the counters, so the handlers in
+`routes.py` and `bot_routes.py` only deal with bodies and targets.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal, NoReturn
+from typing import Literal, NoReturn, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +28,7 @@ from service.testing.errors import (
     DiscordError,
     form_error,
     snowflake_error,
+    unauthorized,
 )
 from service.testing.faults import (
     AFTER_STORE,
@@ -36,7 +39,7 @@ from service.testing.faults import (
     cloudflare_ban_response,
     gateway_response,
 )
-from service.testing.models import EmulatedInteraction, EmulatedWebhook
+from service.testing.models import EmulatedBot, EmulatedInteraction, EmulatedWebhook
 from service.testing.ratelimit import RateLimiter, Verdict
 from service.testing.state import EmulatorState
 
@@ -49,6 +52,16 @@ _BUCKETS: dict[RouteKey, str] = {
     "webhook": "webhook",
     "message": "message",
 }
+BotRouteKey = Literal["get_user", "create_message", "get_messages", "edit_message", "create_dm"]
+# The counter names of the bot routes (`counters.bot_requests`), as Discord's docs write them.
+BOT_ROUTES: dict[BotRouteKey, str] = {
+    "get_user": "GET /users/@me",
+    "create_message": "POST /channels/{channel_id}/messages",
+    "get_messages": "GET /channels/{channel_id}/messages",
+    "edit_message": "PATCH /channels/{channel_id}/messages/{message_id}",
+    "create_dm": "POST /users/@me/channels",
+}
+_BOT_AUTH = re.compile(r"^Bot (\S+)$")
 _VERSIONED = re.compile(r"^/api/v(\d+)/")
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 
@@ -99,7 +112,41 @@ class Call:
         return self.request.query_params.get("thread_id")
 
 
+@dataclass
+class BotCall:
+    """A request to a bot-token route; the handler gets the bot once the token checked out."""
+
+    request: Request
+    route: BotRouteKey
+    headers: dict[str, str] = field(default_factory=dict)
+    # An injected 30046 waiting for this edit; the handler clears it when it answers with it.
+    edit_fault: Fault | None = None
+
+    @property
+    def version(self) -> int | None:
+        return api_version(self.request.url.path)
+
+    @property
+    def channel_id(self) -> str | None:
+        value = self.request.path_params.get("channel_id")
+        return str(value) if value is not None else None
+
+
+class Answerable(Protocol):
+    """What the shared fault and answer code needs of a webhook or bot call."""
+
+    headers: dict[str, str]
+    edit_fault: Fault | None
+
+    @property
+    def request(self) -> Request: ...
+
+    @property
+    def version(self) -> int | None: ...
+
+
 Handler = Callable[[Call, Target], Awaitable[Response]]
+BotHandler = Callable[[BotCall, EmulatedBot], Awaitable[Response]]
 
 
 class Gate:
@@ -137,14 +184,60 @@ class Gate:
         finally:
             self._counters.leave(in_flight)
 
+    async def serve_bot(
+        self, request: Request, route: BotRouteKey, handler: BotHandler
+    ) -> Response:
+        """Runs a bot-token route: faults aimed at its channel, token, limits, handler."""
+        call = BotCall(request=request, route=route)
+        self._counters.bot_request(BOT_ROUTES[route])
+        try:
+            if self._counters.banned():
+                return self._cloudflare()
+            fault = self._faults.take(
+                None, channel_id=call.channel_id, edit=route == "edit_message"
+            )
+            return await self._with_fault(call, fault, lambda: self._admit_bot(call, handler))
+        except DiscordError as err:
+            return self.error_response(call, err)
+
+    async def _admit_bot(self, call: BotCall, handler: BotHandler) -> Response:
+        match = _BOT_AUTH.match(call.request.headers.get("authorization", ""))
+        token = match.group(1) if match else ""
+        key = ("bot", _digest(token))
+        self._counters.touch_target(key)
+        bot = self._state.bot_for_token(token) if match else None
+        if bot is None:
+            self._counters.mark_dead(key, 401)
+            raise unauthorized()
+        verdict = self._limiter.acquire_bot(
+            bot_id=bot.id, route=call.route, major=call.channel_id or ""
+        )
+        if verdict.premature:
+            self._counters.bump("premature_requests")
+        call.headers = dict(verdict.headers)
+        if verdict.limited:
+            return self.rate_limited(call, verdict)
+        return await handler(call, bot)
+
     async def _run(self, call: Call, handler: Handler) -> Response:
         if self._counters.banned():
             return self._cloudflare()
-        fault = self._faults.take(call.webhook_id, edit=call.route == "edit")
+        stored = self._state.webhook(call.webhook_id)
+        channel_id = stored.public.channel_id if stored is not None else None
+        fault = self._faults.take(call.webhook_id, channel_id=channel_id, edit=call.route == "edit")
+        return await self._with_fault(call, fault, lambda: self._admit_and_handle(call, handler))
+
+    async def _with_fault(
+        self,
+        call: Answerable,
+        fault: Fault | None,
+        admit: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        """Answers with the fault, or around the real answer (after-store and edit faults)."""
         if fault is not None and fault.kind in EDIT_ONLY:
             call.edit_fault = fault
             try:
-                return await self._admit_and_handle(call, handler)
+                return await admit()
             finally:
                 if call.edit_fault is not None:
                     # Refused before the edit (rate limit, token, body): the next edit meets it.
@@ -152,7 +245,7 @@ class Gate:
         if fault is not None and fault.kind not in AFTER_STORE:
             return await self._pre_store_fault(fault)
         try:
-            response = await self._admit_and_handle(call, handler)
+            response = await admit()
         except DiscordError:
             if fault is not None:
                 self._faults.give_back(fault)
@@ -223,7 +316,9 @@ class Gate:
         code = UNKNOWN_WEBHOOK if status == 404 else INVALID_WEBHOOK_TOKEN
         raise DiscordError(status, code, category="missing" if status == 404 else "auth")
 
-    def rate_limited(self, call: Call, verdict: Verdict, *, scope: str | None = None) -> Response:
+    def rate_limited(
+        self, call: Answerable, verdict: Verdict, *, scope: str | None = None
+    ) -> Response:
         """A 429 in Discord's shape; unversioned calls get `retry_after` in milliseconds, as
         on the old default API version they land on."""
         kind = scope or verdict.scope or "user"
@@ -241,7 +336,10 @@ class Gate:
         }
         return JSONResponse(body, status_code=429, headers=headers)
 
-    def error_response(self, call: Call, err: DiscordError) -> Response:
+    def error_response(self, call: Answerable, err: DiscordError) -> Response:
+        self._counters.refused(err.code)
+        if err.status == 401:
+            self._counters.bump("unauthorized")
         if err.status == 400:
             self._counters.bump("payload_400s" if err.category == "body" else "other_400s")
         elif err.status == 413:

@@ -83,6 +83,44 @@ class EmulatedInteraction:
 
 
 @dataclass(frozen=True)
+class EmulatedBot:
+    """A bot user and its token (`Authorization: Bot <token>`). `token` is a secret."""
+
+    id: str
+    token: str = field(repr=False)
+    username: str = "relay-bot"
+
+
+@dataclass(frozen=True)
+class EmulatedChannel:
+    """A text channel (or a thread: `parent_id` set, or a DM: `recipient_id` set)."""
+
+    id: str
+    guild_id: str | None
+    parent_id: str | None = None
+    recipient_id: str | None = None
+    bot_id: str | None = None  # the bot on the other side of a DM
+
+
+@dataclass(frozen=True)
+class EmulatedUser:
+    """A Discord user a bot may open a DM with; `dms_open=False` refuses DMs (50007)."""
+
+    id: str
+    dms_open: bool = True
+
+
+@dataclass(frozen=True)
+class ChannelAccess:
+    """What one bot may do in one channel (Discord's View Channel, Send Messages and Read
+    Message History permissions)."""
+
+    view: bool = True
+    send: bool = True
+    read_history: bool = True
+
+
+@dataclass(frozen=True)
 class ReceivedAttachment:
     """One uploaded file as Discord stored it."""
 
@@ -96,10 +134,13 @@ class ReceivedAttachment:
 
 @dataclass(frozen=True)
 class ReceivedMessage:
-    """A message as the emulator holds it after every edit; `edits` keeps the PATCH bodies."""
+    """A message as the emulator holds it after every edit; `edits` keeps the PATCH bodies.
+
+    The author is `webhook_id` (a webhook, or an interaction's application) or `bot_id` (a bot
+    through Create Message); the other one is None."""
 
     id: str
-    webhook_id: str
+    webhook_id: str | None
     channel_id: str
     thread_id: str | None
     content: str | None
@@ -116,6 +157,8 @@ class ReceivedMessage:
     edits: list[dict[str, Any]] = field(default_factory=list)
     edited_at: float | None = None
     deleted: bool = False
+    bot_id: str | None = None
+    nonce: int | str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe form for the control API (attachment bytes as base64)."""
@@ -142,8 +185,11 @@ class ReceivedEdit:
 @dataclass(frozen=True)
 class EmulatorCounters:
     """Misbehaviour and traffic counters. Every one of them should be zero for a good client,
-    except `total_requests`, `edits` (message edits applied), `max_concurrent_per_webhook` and
-    `rate_limited["shared"]`."""
+    except `total_requests`, `edits` (message edits applied), `max_concurrent_per_webhook`,
+    `rate_limited["shared"]`, `bot_requests` (per bot route), `dms_opened` and
+    `nonce_deduplicated` (Create Message calls answered with the message an earlier call with
+    the same nonce created). `refusals` counts Discord error answers by code (as a string);
+    `unauthorized` counts 401s."""
 
     total_requests: int = 0
     payload_400s: int = 0
@@ -160,6 +206,11 @@ class EmulatorCounters:
     unversioned_requests: int = 0
     cloudflare_bans: int = 0
     edits: int = 0
+    bot_requests: dict[str, int] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)
+    nonce_deduplicated: int = 0
+    dms_opened: int = 0
+    unauthorized: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""The JSON objects the emulator answers with: Discord's message and webhook objects.
+"""The JSON objects the emulator answers with: Discord's message, webhook, user and DM channel
+objects.
 
 Shaped after the spec's `MessageResponse` (a test validates them against it), so a client that
 parses Discord's answers parses the emulator's too.
@@ -9,7 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from service.testing.models import EmulatedWebhook, ReceivedAttachment
+from service.testing.models import (
+    EmulatedBot,
+    EmulatedChannel,
+    EmulatedUser,
+    EmulatedWebhook,
+    ReceivedAttachment,
+)
 from service.testing.state import StoredMessage
 
 CDN = "https://cdn.discordapp.com"
@@ -79,8 +86,11 @@ def message_json(stored: StoredMessage) -> dict[str, Any]:
         "pinned": False,
         "mention_everyone": False,
         "tts": bool(message.payload.get("tts")),
-        "webhook_id": stored.author_id,
     }
+    if message.bot_id is None:
+        data["webhook_id"] = stored.author_id
+    if message.nonce is not None:
+        data["nonce"] = message.nonce
     if stored.application_id:
         data["application_id"] = stored.application_id
     if message.thread_id:
@@ -99,4 +109,42 @@ def webhook_json(webhook: EmulatedWebhook) -> dict[str, Any]:
         "name": webhook.name,
         "type": 1,
         "token": webhook.token,
+    }
+
+
+def _user_json(user_id: str, username: str, *, bot: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": user_id,
+        "username": username,
+        "avatar": None,
+        "discriminator": "0",
+        "public_flags": 0,
+        "flags": 0,
+        "global_name": None,
+        "primary_guild": None,
+    }
+    if bot:
+        data["bot"] = True
+    return data
+
+
+def bot_user_json(bot: EmulatedBot) -> dict[str, Any]:
+    """GET /users/@me with a bot token: the bot's own user object."""
+    return {
+        **_user_json(bot.id, bot.username, bot=True),
+        "verified": True,
+        "mfa_enabled": False,
+        "locale": "en-US",
+        "email": None,
+    }
+
+
+def dm_channel_json(channel: EmulatedChannel, recipient: EmulatedUser) -> dict[str, Any]:
+    """POST /users/@me/channels: a DM channel (type 1) with its one recipient."""
+    return {
+        "id": channel.id,
+        "type": 1,
+        "last_message_id": None,
+        "flags": 0,
+        "recipients": [_user_json(recipient.id, f"user{recipient.id[-6:]}", bot=False)],
     }

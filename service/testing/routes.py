@@ -27,7 +27,7 @@ from service.testing.errors import (
     snowflake_error,
     type_error,
 )
-from service.testing.gate import Call, Gate, RouteKey, Target, is_snowflake
+from service.testing.gate import Answerable, Call, Gate, RouteKey, Target, is_snowflake
 from service.testing.ratelimit import RateLimiter, Verdict
 from service.testing.render import message_json, webhook_json
 from service.testing.schema import MessageSchemas
@@ -94,10 +94,11 @@ class DiscordRoutes:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def _body(
-        self, call: Call, kind: MessageKind, existing: set[str] | None = None
+    async def body(
+        self, request: Request, kind: MessageKind, existing: set[str] | None = None
     ) -> ValidatedBody:
-        parsed = await parse_body(call.request, file_limit=self._file_limit)
+        """The request's message body, parsed and validated as Discord does for `kind`."""
+        parsed = await parse_body(request, file_limit=self._file_limit)
         if isinstance(parsed.payload, dict) and not mentions_are_safe(parsed.payload):
             self._counters.bump("bad_allowed_mentions")
         return validate_body(
@@ -137,7 +138,7 @@ class DiscordRoutes:
         wait = self._wait(call)
         thread_id = self._thread(call, target)
         kind: MessageKind = "followup" if target.interaction else "execute"
-        body = await self._body(call, kind)
+        body = await self.body(call.request, kind)
         payload, plans = body.payload, body.attachments or []
         require_something(payload, len(plans))
         if target.interaction is not None:
@@ -240,8 +241,13 @@ class DiscordRoutes:
         if method == "DELETE":
             self._state.delete_message(stored)
             return Response(status_code=204, headers=call.headers)
+        return await self.edit(call, stored, "edit")
+
+    async def edit(self, call: Answerable, stored: StoredMessage, kind: MessageKind) -> Response:
+        """Validates and applies an edit (webhook or bot), recorded in `edits` and counted; a
+        message over an hour old, or a queued 30046 fault, refuses it."""
         existing = {a.id for a in stored.message.attachments}
-        body = await self._body(call, "edit", existing)
+        body = await self.body(call.request, kind, existing)
         merged = self._state.preview_edit(stored, body.payload)
         count = len(body.attachments) if body.attachments is not None else len(existing)
         require_something(merged, count)

@@ -30,8 +30,11 @@ SPEC_ENV = "RELAY_DISCORD_SPEC"
 SPEC_URI = "urn:discord:openapi"
 EXECUTE_SCHEMA = "#/components/schemas/IncomingWebhookRequestPartial"
 EDIT_PATH = "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
+# The bot-token routes: Create Message and Edit Message.
+CREATE_SCHEMA = "#/components/schemas/MessageCreateRequest"
+BOT_EDIT_SCHEMA = "#/components/schemas/MessageEditRequestPartial"
 
-SchemaKind = Literal["execute", "edit"]
+SchemaKind = Literal["execute", "edit", "create", "bot_edit"]
 ErrorEntry = tuple[tuple[str | int, ...], str, str]
 
 _URL_SCHEMES = ("http", "https")
@@ -114,14 +117,22 @@ def _pointer(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class MessageSchemas:
-    """Compiled validators for Execute Webhook and Edit Webhook Message bodies."""
+    """Compiled validators for Execute Webhook and Edit Webhook Message bodies, and for the
+    bot routes' Create Message and Edit Message bodies."""
 
     execute: Draft202012Validator
     edit: Draft202012Validator
+    create: Draft202012Validator
+    bot_edit: Draft202012Validator
     path: Path
 
     def errors(self, payload: Any, kind: SchemaKind) -> list[ErrorEntry]:
-        validator = self.execute if kind == "execute" else self.edit
+        validator = {
+            "execute": self.execute,
+            "edit": self.edit,
+            "create": self.create,
+            "bot_edit": self.bot_edit,
+        }[kind]
         entries: list[ErrorEntry] = []
         for error in validator.iter_errors(payload):
             entries.extend(translate(error))
@@ -142,7 +153,13 @@ def _compile(path: Path) -> MessageSchemas:
             {"$ref": SPEC_URI + ref}, registry=registry, format_checker=checker
         )
 
-    return MessageSchemas(execute=build(EXECUTE_SCHEMA), edit=build(edit_ref), path=path)
+    return MessageSchemas(
+        execute=build(EXECUTE_SCHEMA),
+        edit=build(edit_ref),
+        create=build(CREATE_SCHEMA),
+        bot_edit=build(BOT_EDIT_SCHEMA),
+        path=path,
+    )
 
 
 _cache: dict[Path, MessageSchemas] = {}
@@ -180,8 +197,13 @@ def translate(error: ValidationError) -> list[ErrorEntry]:
         if context and all(e.validator in ("const", "enum") for e in context):
             choices = tuple(e.validator_value for e in context if e.validator == "const")
             return [(path, "BASE_TYPE_CHOICES", f"Value must be one of {choices}.")]
+        # A branch of the value's own type says what is wrong with it (a 26-character string
+        # nonce is too long, not "not an integer").
+        fitting = [
+            e for e in context if e.validator != "type" or e.absolute_path != error.absolute_path
+        ]
         if context:
-            return translate(best_match(context))
+            return translate(best_match(fitting or context))
         return [(path, "BASE_TYPE_INVALID", "Invalid value.")]
     schema = error.schema if isinstance(error.schema, dict) else {}
     if schema.get("format") == "snowflake":

@@ -1,9 +1,9 @@
 """Cut Discord's OpenAPI description down to what the emulator validates against.
 
-The full description is 1.2 MB; the emulator needs only the body schemas of Execute Webhook
-and Edit Webhook Message and whatever they reference. The subset keeps the full document's
-JSON pointers, so the same ``$ref`` works on either. Regenerate it after Discord updates the
-description:
+The full description is 1.2 MB; the emulator needs only the body schemas of Execute Webhook,
+Edit Webhook Message, Create Message and Edit Message and whatever they reference. The subset
+keeps the full document's JSON pointers, so the same ``$ref`` works on either. Regenerate it
+after Discord updates the description:
 
     python -m service.testing.spec_subset path/to/openapi.json
 
@@ -18,20 +18,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.testing.schema import EDIT_PATH, EXECUTE_SCHEMA, PACKAGED_SPEC
+from service.testing.schema import (
+    BOT_EDIT_SCHEMA,
+    CREATE_SCHEMA,
+    EDIT_PATH,
+    EXECUTE_SCHEMA,
+    PACKAGED_SPEC,
+)
 
 _SCHEMAS = "#/components/schemas/"
 # What the emulator answers with: its tests check its answers against Discord's own shape.
-_ANSWER_SCHEMAS = ("MessageResponse",)
+_ANSWER_SCHEMAS = ("MessageResponse", "UserPIIResponse", "PrivateChannelResponse")
 
 
 def subset(spec: dict[str, Any]) -> dict[str, Any]:
-    """The parts of ``spec`` the emulator uses: two request bodies, the message it answers
+    """The parts of ``spec`` the emulator uses: four request bodies, the message it answers
     with, and every schema they reference, directly or not, at the same pointers."""
     schemas: dict[str, Any] = spec["components"]["schemas"]
     edit_body = spec["paths"][EDIT_PATH]["patch"]["requestBody"]
     kept: dict[str, Any] = {}
-    pending = [EXECUTE_SCHEMA.removeprefix(_SCHEMAS), *_ANSWER_SCHEMAS, *_refs(edit_body)]
+    bodies = (EXECUTE_SCHEMA, CREATE_SCHEMA, BOT_EDIT_SCHEMA)
+    pending = [*(b.removeprefix(_SCHEMAS) for b in bodies), *_ANSWER_SCHEMAS, *_refs(edit_body)]
     while pending:
         name = pending.pop()
         if name not in kept:

@@ -1,4 +1,9 @@
-"""What the emulated Discord knows: webhooks, channels and threads, interactions, messages.
+"""What the emulated Discord knows: webhooks, bots, users, channels, threads and DMs,
+interactions, messages.
+
+Every message, whoever posted it (a webhook, an interaction follow-up, a bot), lives in the
+history of the channel it was posted to (a thread is a channel of its own), as on Discord, so
+Get Channel Messages sees webhook and bot messages alike.
 
 All of it lives in memory behind one re-entrant lock, so control calls from a test thread and
 requests served by uvicorn in another thread never see a half-made change. No method awaits.
@@ -16,7 +21,11 @@ from typing import Any
 from service.discord.snowflake import INTERACTION_TOKEN_LIFETIME_S, snowflake_time
 from service.testing.models import (
     FLAG_LOADING,
+    ChannelAccess,
+    EmulatedBot,
+    EmulatedChannel,
     EmulatedInteraction,
+    EmulatedUser,
     EmulatedWebhook,
     ReceivedAttachment,
     ReceivedEdit,
@@ -30,11 +39,19 @@ from service.testing.validation import AttachmentPlan
 # is an hour old, so a progress message edited every few seconds hits the cap at once.
 OLD_MESSAGE_AGE_S = 3600.0
 OLD_MESSAGE_EDITS_PER_HOUR = 5
+# Discord only says "the past few minutes" for `enforce_nonce`; the emulator keeps five.
+NONCE_WINDOW_S = 300.0
 
 
 def webhook_token() -> str:
     """68 characters of base64url, like the tokens Discord issues today."""
     return secrets.token_urlsafe(51)
+
+
+def bot_token(bot_id: str) -> str:
+    # Bot tokens are three base64url parts: the user id, a timestamp, an HMAC.
+    user = base64.urlsafe_b64encode(bot_id.encode()).decode("ascii").rstrip("=")
+    return f"{user}.{secrets.token_urlsafe(4)}.{secrets.token_urlsafe(27)}"
 
 
 def interaction_token(interaction_id: str) -> str:
@@ -52,7 +69,8 @@ class StoredWebhook:
 
 @dataclass
 class StoredMessage:
-    """Mutable record behind a `ReceivedMessage`; `owner` is a webhook id or interaction id."""
+    """Mutable record behind a `ReceivedMessage`; `owner` is a webhook id, interaction id or
+    bot id."""
 
     message: ReceivedMessage
     owner: str
@@ -78,6 +96,13 @@ class EmulatorState:
         self._applications: set[str] = set()
         self._messages: dict[str, StoredMessage] = {}
         self._order: dict[str, list[str]] = {}  # owner -> message ids in arrival order
+        self._history: dict[str, list[str]] = {}  # channel id -> message ids in arrival order
+        self._channels: dict[str, EmulatedChannel] = {}
+        self._bots: dict[str, EmulatedBot] = {}
+        self._bot_tokens: dict[str, str] = {}  # token -> bot id
+        self._users: dict[str, EmulatedUser] = {}
+        self._access: dict[tuple[str, str], ChannelAccess] = {}  # (channel, bot) -> access
+        self._dms: dict[tuple[str, str], str] = {}  # (bot, user) -> DM channel id
         self.default_application_id = self.new_id()
         self._applications.add(self.default_application_id)
 
@@ -93,11 +118,15 @@ class EmulatorState:
             channel = channel_id or self.new_id()
             if self._forum_channels.setdefault(channel, forum) != forum:
                 raise ValueError(f"channel {channel} already exists with forum={not forum}")
+            known = self._channels.get(channel)
+            guild = guild_id or (known.guild_id if known else None) or self.new_id()
+            if known is None:
+                self._channels[channel] = EmulatedChannel(channel, guild)
             hook = EmulatedWebhook(
                 id=self.new_id(),
                 token=webhook_token(),
                 channel_id=channel,
-                guild_id=guild_id or self.new_id(),
+                guild_id=guild,
                 forum=forum,
                 name=name,
             )
@@ -126,10 +155,15 @@ class EmulatorState:
 
     def create_thread(self, webhook_id: str, thread_id: str | None = None) -> str:
         with self._lock:
-            channel = self._require_webhook(webhook_id).public.channel_id
+            hook = self._require_webhook(webhook_id).public
             thread = thread_id or self.new_id()
-            self._threads[thread] = channel
+            self._threads[thread] = hook.channel_id
+            self._channels[thread] = EmulatedChannel(thread, hook.guild_id, hook.channel_id)
             return thread
+
+    def is_forum(self, channel_id: str) -> bool:
+        with self._lock:
+            return self._forum_channels.get(channel_id, False)
 
     def thread_parent(self, thread_id: str) -> str | None:
         with self._lock:
@@ -145,6 +179,8 @@ class EmulatorState:
             application = application_id or self.default_application_id
             token = interaction_token(interaction_id)
             channel = channel_id or self.new_id()
+            if channel not in self._channels:
+                self._channels[channel] = EmulatedChannel(channel, self.new_id())
             original_id = self.new_id(age_seconds)
             interaction = EmulatedInteraction(
                 application_id=application,
@@ -177,6 +213,7 @@ class EmulatorState:
             self._messages[original_id] = StoredMessage(
                 original, f"original:{interaction_id}", application, "relay-bot", application, 20
             )
+            self._history.setdefault(channel, []).append(original_id)
             return interaction
 
     def is_application(self, application_id: str) -> bool:
@@ -194,6 +231,94 @@ class EmulatorState:
             if found is None:
                 raise KeyError(f"unknown interaction {interaction_id}")
             return found
+
+    # -- bots, users, channels, DMs ----------------------------------------------------------
+
+    def create_bot(self, *, username: str) -> EmulatedBot:
+        with self._lock:
+            bot_id = self.new_id()
+            bot = EmulatedBot(id=bot_id, token=bot_token(bot_id), username=username)
+            self._bots[bot.id] = bot
+            self._bot_tokens[bot.token] = bot.id
+            return bot
+
+    def bot_for_token(self, token: str) -> EmulatedBot | None:
+        with self._lock:
+            bot_id = self._bot_tokens.get(token)
+            return self._bots.get(bot_id) if bot_id else None
+
+    def _require_bot(self, bot_id: str) -> EmulatedBot:
+        found = self._bots.get(bot_id)
+        if found is None:
+            raise KeyError(f"unknown bot {bot_id}")
+        return found
+
+    def create_channel(self, *, guild_id: str | None, channel_id: str | None) -> EmulatedChannel:
+        with self._lock:
+            if channel_id is not None and channel_id in self._channels:
+                raise ValueError(f"channel {channel_id} already exists")
+            channel = EmulatedChannel(channel_id or self.new_id(), guild_id or self.new_id())
+            self._channels[channel.id] = channel
+            return channel
+
+    def channel(self, channel_id: str) -> EmulatedChannel | None:
+        with self._lock:
+            return self._channels.get(channel_id)
+
+    def _require_channel(self, channel_id: str) -> EmulatedChannel:
+        found = self._channels.get(channel_id)
+        if found is None:
+            raise KeyError(f"unknown channel {channel_id}")
+        return found
+
+    def set_access(self, channel_id: str, bot_id: str, access: ChannelAccess) -> None:
+        with self._lock:
+            self._require_channel(channel_id)
+            self._require_bot(bot_id)
+            self._access[(channel_id, bot_id)] = access
+
+    def access(self, channel: EmulatedChannel, bot_id: str) -> ChannelAccess:
+        """What `bot_id` may do in `channel`: a thread follows its parent's settings; a DM
+        is open to its own bot only."""
+        with self._lock:
+            if channel.recipient_id is not None:
+                own = channel.bot_id == bot_id
+                return ChannelAccess(view=own, send=own, read_history=own)
+            key = channel.parent_id or channel.id
+            return self._access.get((key, bot_id), ChannelAccess())
+
+    def create_user(self, *, dms_open: bool) -> EmulatedUser:
+        with self._lock:
+            user = EmulatedUser(self.new_id(), dms_open)
+            self._users[user.id] = user
+            return user
+
+    def set_dms_open(self, user_id: str, dms_open: bool) -> EmulatedUser:
+        with self._lock:
+            if user_id not in self._users:
+                raise KeyError(f"unknown user {user_id}")
+            user = self._users[user_id] = replace(self._users[user_id], dms_open=dms_open)
+            return user
+
+    def user(self, user_id: str) -> EmulatedUser | None:
+        with self._lock:
+            return self._users.get(user_id)
+
+    def existing_dm(self, bot_id: str, user_id: str) -> EmulatedChannel | None:
+        with self._lock:
+            channel_id = self._dms.get((bot_id, user_id))
+            return self._channels[channel_id] if channel_id else None
+
+    def open_dm(self, bot_id: str, user_id: str) -> tuple[EmulatedChannel, bool]:
+        """The DM channel between the bot and the user, and whether it was made just now."""
+        with self._lock:
+            found = self.existing_dm(bot_id, user_id)
+            if found is not None:
+                return found, False
+            channel = EmulatedChannel(self.new_id(), None, recipient_id=user_id, bot_id=bot_id)
+            self._channels[channel.id] = channel
+            self._dms[(bot_id, user_id)] = channel.id
+            return channel, True
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -233,11 +358,14 @@ class EmulatorState:
         message_id: str | None = None,
         interaction_id: str | None = None,
         application_id: str | None = None,
+        bot: bool = False,
     ) -> StoredMessage:
+        """Stores a message by a webhook or interaction (`author_id`), or by a bot (`bot`)."""
         with self._lock:
+            nonce = payload.get("nonce")
             message = ReceivedMessage(
                 id=message_id or self.new_id(),
-                webhook_id=author_id,
+                webhook_id=None if bot else author_id,
                 channel_id=channel_id,
                 thread_id=thread_id,
                 content=payload.get("content"),
@@ -251,11 +379,80 @@ class EmulatorState:
                 received_at=self._wall_clock(),
                 interaction_id=interaction_id,
                 components=list(payload.get("components") or []),
+                bot_id=author_id if bot else None,
+                nonce=nonce if isinstance(nonce, int | str) else None,
             )
             stored = StoredMessage(message, owner, author_id, author_name, application_id)
             self._messages[message.id] = stored
             self._order.setdefault(owner, []).append(message.id)
+            self._history.setdefault(channel_id, []).append(message.id)
             return stored
+
+    def store_bot_message(
+        self,
+        bot: EmulatedBot,
+        channel_id: str,
+        payload: dict[str, Any],
+        attachments: list[AttachmentPlan],
+        *,
+        enforce_nonce: bool,
+    ) -> tuple[StoredMessage, bool]:
+        """Create Message: the new message and True, or, with `enforce_nonce`, the message this
+        bot created in this channel with the same nonce within `NONCE_WINDOW_S` and False."""
+        with self._lock:
+            nonce = payload.get("nonce")
+            if enforce_nonce and nonce is not None:
+                earlier = self._by_nonce(bot.id, channel_id, str(nonce))
+                if earlier is not None:
+                    return earlier, False
+            stored = self.store_message(
+                owner=bot.id,
+                author_id=bot.id,
+                author_name=bot.username,
+                channel_id=channel_id,
+                thread_id=None,
+                payload=payload,
+                attachments=attachments,
+                bot=True,
+            )
+            return stored, True
+
+    def _by_nonce(self, bot_id: str, channel_id: str, nonce: str) -> StoredMessage | None:
+        # Nonces compare as text: 42 and "42" are one nonce to the emulator.
+        since = self._wall_clock() - NONCE_WINDOW_S
+        for message_id in reversed(self._history.get(channel_id, [])):
+            message = self._messages[message_id].message
+            if (
+                message.bot_id == bot_id
+                and message.nonce is not None
+                and str(message.nonce) == nonce
+                and message.received_at >= since
+            ):
+                return self._messages[message_id]
+        return None
+
+    def channel_message(self, channel_id: str, message_id: str) -> StoredMessage | None:
+        """A live message of the channel, whoever wrote it."""
+        with self._lock:
+            stored = self._messages.get(message_id)
+            if stored is None or stored.message.deleted:
+                return None
+            if stored.message.channel_id != channel_id:
+                return None
+            return stored
+
+    def history(self, channel_id: str, *, include_deleted: bool = False) -> list[StoredMessage]:
+        """Every message posted to the channel, oldest first."""
+        with self._lock:
+            found = [self._messages[i] for i in self._history.get(channel_id, [])]
+        return [s for s in found if include_deleted or not s.message.deleted]
+
+    def dm_history(self, user_id: str) -> list[StoredMessage]:
+        """Messages in every DM channel with the user, oldest first."""
+        with self._lock:
+            channels = [c for (_, user), c in self._dms.items() if user == user_id]
+            found = [s for c in channels for s in self.history(c)]
+        return sorted(found, key=lambda s: int(s.message.id))
 
     def find_message(self, owners: tuple[str, ...], message_id: str) -> StoredMessage | None:
         """A live message of one of `owners` (Discord only lets a webhook touch its own)."""

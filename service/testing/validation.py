@@ -28,9 +28,13 @@ from service.testing.models import (
     FLAG_SUPPRESS_EMBEDS,
     FLAG_SUPPRESS_NOTIFICATIONS,
 )
-from service.testing.schema import MessageSchemas
+from service.testing.schema import MessageSchemas, SchemaKind
 
-MessageKind = Literal["execute", "followup", "edit"]
+# "create" and "bot_edit" are the bot-token routes: Create Message and Edit Message.
+MessageKind = Literal["execute", "followup", "edit", "create", "bot_edit"]
+EDITS: frozenset[MessageKind] = frozenset({"edit", "bot_edit"})
+# Execute Webhook fields a bot's Create Message does not take.
+WEBHOOK_ONLY_FIELDS = ("username", "avatar_url", "thread_name")
 
 CONTENT_LIMIT = 2000
 EMBEDS_LIMIT = 10
@@ -45,6 +49,8 @@ ALLOWED_FLAGS: dict[MessageKind, int] = {
     "execute": _WEBHOOK_FLAGS,
     "followup": _WEBHOOK_FLAGS | FLAG_EPHEMERAL,
     "edit": _WEBHOOK_FLAGS,
+    "create": _WEBHOOK_FLAGS,
+    "bot_edit": _WEBHOOK_FLAGS,
 }
 
 # (key path inside one embed, limit, required) for the texts that count toward the 6000 total.
@@ -55,6 +61,15 @@ _EMBED_TEXTS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("author", "name"), 256),
 )
 _FIELD_TEXTS = (("name", 256), ("value", 1024))
+
+
+SCHEMA_FOR: dict[MessageKind, SchemaKind] = {
+    "execute": "execute",
+    "followup": "execute",
+    "edit": "edit",
+    "create": "create",
+    "bot_edit": "bot_edit",
+}
 
 
 @dataclass(frozen=True)
@@ -174,6 +189,12 @@ def _check_texts(p: dict[str, Any], errors: FormErrors) -> None:
 
 
 def _check_identity(p: dict[str, Any], kind: MessageKind, errors: FormErrors) -> None:
+    if kind in ("create", "bot_edit"):
+        # A bot posts as itself; Discord ignores these, the emulator exposes the mix-up.
+        for key in WEBHOOK_ONLY_FIELDS:
+            if p.get(key) is not None:
+                errors.add((key,), "FIELD_NOT_ALLOWED", "Only webhooks can set this.")
+        return
     if kind == "followup":
         # Follow-ups always post as the application: REFERENCE.md lists no username/avatar_url.
         for key in ("username", "avatar_url"):
@@ -250,7 +271,7 @@ def _plan_attachments(
     by_index = {f.index: f for f in files}
     listed = p.get("attachments")
     if listed is None:
-        if kind == "edit" and not files:
+        if kind in EDITS and not files:
             return None
         # Without an `attachments` list Discord attaches every uploaded file (the legacy form);
         # an edit keeps what the message had.
@@ -272,7 +293,7 @@ def _plan_attachments(
             used.add(index)
             upload = by_index[index]
             plans.append(AttachmentPlan(filename or upload.filename, upload, None, description))
-        elif kind == "edit" and str(item.get("id")) in existing:
+        elif kind in EDITS and str(item.get("id")) in existing:
             plans.append(AttachmentPlan(filename or "", None, str(item["id"]), description))
         else:
             errors.add(
@@ -303,9 +324,7 @@ def validate_body(
     normalized = normalize(payload)
     errors = FormErrors()
     if schemas is not None:
-        for path, code, message in schemas.errors(
-            normalized, "edit" if kind == "edit" else "execute"
-        ):
+        for path, code, message in schemas.errors(normalized, SCHEMA_FOR[kind]):
             errors.add(path, code, message)
     _check_texts(normalized, errors)
     _check_identity(normalized, kind, errors)

@@ -612,6 +612,7 @@ async def revive_destination(request: Request, name: str, operator: OperatorDep)
             operator.services.sender,
             destination.webhook_id,
             destination.webhook_token,
+            now=operator.services.clock(),
         )
     except RelayError as exc:
         return await _destinations_view(request, operator, errors=[exc.message], status_code=422)

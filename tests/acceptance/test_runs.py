@@ -64,9 +64,8 @@ def test_a_run_hands_off_before_the_token_ends_and_finishes_in_the_channel(relay
     emulator = DiscordEmulator()
     with EmulatorServer(emulator) as discord:
         hook = emulator.create_webhook()
-        # the service first: on a busy machine its start takes seconds, which the interaction
-        # must not spend (it is to be AGE old when the run starts)
         server = relay.start(_env(discord.api_base))
+        # Created once the service is up: a slow start on a busy machine must not eat the 3 s.
         interaction = emulator.create_interaction(age_seconds=AGE)
         with server.client(headers=auth()) as api:
             _start(api, "wf_run", interaction, hook)
@@ -117,9 +116,9 @@ def test_sigkill_mid_run_then_restart_still_hands_off_and_finishes(relay: Relay)
     emulator = DiscordEmulator()
     with EmulatorServer(emulator) as discord:
         hook = emulator.create_webhook()
-        interaction = emulator.create_interaction(age_seconds=HANDOFF - 4)
         env = _env(discord.api_base)
         first = relay.start(env)
+        interaction = emulator.create_interaction(age_seconds=HANDOFF - 4)
         with first.client(headers=auth()) as api:
             _start(api, "wf_kill", interaction, hook)
             _progress(api, "wf_kill", 10)

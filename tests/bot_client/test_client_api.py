@@ -184,6 +184,56 @@ async def test_a_webhook_discord_does_not_know_is_refused_with_its_code(
     assert FAKE_TOKEN not in str(caught.value)
 
 
+async def test_the_tenants_bot_is_set_read_used_for_a_channel_and_removed(
+    relay: RelayClient, emulator: DiscordEmulator, hook: EmulatedWebhook
+) -> None:
+    # given a bot Discord knows
+    bot = emulator.create_bot(username="relay-bot")
+    channel = emulator.create_channel()
+    # when it is set, it reads back without its token
+    info = await relay.set_bot(bot.token, dm_fallback=True)
+    assert (info.id, info.username, info.dm_fallback, info.source) == (
+        bot.id,
+        "relay-bot",
+        True,
+        "api",
+    )
+    assert await relay.get_bot() == info
+    assert bot.token not in repr(info)
+    # and a result may name the bot's channel, alone or beside a webhook
+    alone = await relay.submit_result(
+        workflow_id="wf_channel", results={"a": 1}, channel_id=channel.id, dm_fallback=False
+    )
+    assert alone.record is not None and alone.record.destination is not None
+    assert (alone.record.destination.channel_id, alone.record.destination.webhook_id) == (
+        channel.id,
+        None,
+    )
+    assert alone.record.dm_fallback is False
+    beside = await relay.submit_result(
+        workflow_id="wf_beside", results={}, destination=hook.url, channel_id=int(channel.id)
+    )
+    assert beside.record is not None and beside.record.destination is not None
+    assert beside.record.destination.webhook_id == hook.id
+    assert beside.record.destination.channel_id == channel.id
+    # when it is removed, it is gone, and a channel alone is refused
+    await relay.delete_bot()
+    with pytest.raises(NotFoundError) as missing:
+        await relay.get_bot()
+    assert missing.value.code == "no_bot"
+    with pytest.raises(ValidationError) as refused:
+        await relay.submit_result(workflow_id="wf_later", results={}, channel_id=channel.id)
+    assert refused.value.code == "no_bot"
+
+
+async def test_a_bot_token_discord_refuses_raises_without_showing_it(relay: RelayClient) -> None:
+    token = "cmVmdXNlZC1ib3Q.AbCdEf.refused-token-secret-" + "r" * 24
+    with pytest.raises(ValidationError) as caught:
+        await relay.set_bot(token)
+    assert caught.value.code == "bot_token_refused"
+    assert token not in str(caught.value) and token not in repr(caught.value)
+
+
 async def test_delete_result_then_it_is_gone(relay: RelayClient, hook: EmulatedWebhook) -> None:
     await relay.submit_result(workflow_id="wf_del", results={}, destination=hook.url)
     await relay.delete_result("wf_del")

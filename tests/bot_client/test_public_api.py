@@ -13,6 +13,7 @@ PUBLIC = [
     "APIError",
     "Attempt",
     "AuthenticationError",
+    "BotInfo",
     "ConflictError",
     "DeliveredMessage",
     "Destination",

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.testing import DiscordEmulator, EmulatedWebhook
+from service.testing import DiscordEmulator, EmulatedBot, EmulatedChannel, EmulatedWebhook
 from tests.emulator.support import USER_AGENT, WALL_START, FakeClock
 
 
@@ -41,3 +41,13 @@ async def discord(emulator: DiscordEmulator) -> AsyncIterator[httpx.AsyncClient]
 @pytest.fixture
 def webhook(emulator: DiscordEmulator) -> EmulatedWebhook:
     return emulator.create_webhook()
+
+
+@pytest.fixture
+def bot(emulator: DiscordEmulator) -> EmulatedBot:
+    return emulator.create_bot(username="relay")
+
+
+@pytest.fixture
+def channel(emulator: DiscordEmulator) -> EmulatedChannel:
+    return emulator.create_channel()

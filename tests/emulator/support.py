@@ -6,8 +6,12 @@ import json
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
-from service.testing import EmulatedInteraction, EmulatedWebhook
+from service.testing import EmulatedBot, EmulatedInteraction, EmulatedWebhook
+from service.testing.schema import default_spec_path
 
 USER_AGENT = "DiscordBot (https://github.com/example/result-relay, 0.1.0)"
 SAFE_MENTIONS: dict[str, Any] = {"parse": []}
@@ -39,6 +43,15 @@ def followup_path(interaction: EmulatedInteraction, suffix: str = "") -> str:
     return f"/api/v10/webhooks/{interaction.application_id}/{interaction.token}{suffix}"
 
 
+def bot_auth(bot: EmulatedBot) -> dict[str, str]:
+    """The `Authorization` header of a bot's requests."""
+    return {"Authorization": f"Bot {bot.token}"}
+
+
+def channel_path(channel_id: str, suffix: str = "") -> str:
+    return f"/api/v10/channels/{channel_id}/messages{suffix}"
+
+
 def body(**fields: Any) -> dict[str, Any]:
     """A message body with the safe `allowed_mentions` every relay message carries."""
     return {"allowed_mentions": SAFE_MENTIONS, **fields}
@@ -66,3 +79,14 @@ def error_at(response: httpx.Response, *path: str | int) -> list[dict[str, str]]
 
 def error_codes_at(response: httpx.Response, *path: str | int) -> list[str]:
     return [e["code"] for e in error_at(response, *path)]
+
+
+def spec_validator(schema: str) -> Draft202012Validator:
+    """A validator for one of Discord's answer schemas in the shipped spec subset."""
+    spec = json.loads(default_spec_path().read_text())
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:spec", DRAFT202012.create_resource(spec)
+    )
+    return Draft202012Validator(
+        {"$ref": f"urn:spec#/components/schemas/{schema}"}, registry=registry
+    )

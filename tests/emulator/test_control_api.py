@@ -79,3 +79,68 @@ async def test_bad_control_input_is_refused(discord: httpx.AsyncClient) -> None:
     assert (await discord.post("/_emulator/webhooks", content=b"[")).status_code == 400
     assert (await discord.delete("/_emulator/webhooks/123")).status_code == 404
     assert (await discord.get("/_emulator/interactions/123/original")).status_code == 404
+
+
+async def test_bots_channels_users_and_dms_over_http(discord: httpx.AsyncClient) -> None:
+    # given a bot, a channel and two users made over HTTP
+    created = await discord.post("/_emulator/bots", json={"username": "relay"})
+    assert created.status_code == 201
+    bot = created.json()
+    assert set(bot) == {"id", "token", "username"}
+    auth = {"Authorization": f"Bot {bot['token']}"}
+    channel = await discord.post("/_emulator/channels", json={"guild_id": "1300000000000000001"})
+    assert channel.status_code == 201
+    channel_id = channel.json()["id"]
+    assert channel.json()["guild_id"] == "1300000000000000001"
+    open_user = (await discord.post("/_emulator/users", json={})).json()
+    closed = await discord.post("/_emulator/users", json={"dms_open": False})
+    assert (closed.status_code, closed.json()["dms_open"]) == (201, False)
+    # when the bot posts in the channel and DMs the first user
+    path = f"/api/v10/channels/{channel_id}/messages"
+    assert (await discord.post(path, json=body(content="c"), headers=auth)).status_code == 200
+    dm = await discord.post(
+        "/api/v10/users/@me/channels", json={"recipient_id": open_user["id"]}, headers=auth
+    )
+    dm_path = f"/api/v10/channels/{dm.json()['id']}/messages"
+    assert (await discord.post(dm_path, json=body(content="d"), headers=auth)).status_code == 200
+    # then the control API shows both, with their author
+    [posted] = (await discord.get(f"/_emulator/channels/{channel_id}/messages")).json()["messages"]
+    assert (posted["content"], posted["bot_id"], posted["webhook_id"]) == ("c", bot["id"], None)
+    [sent] = (await discord.get(f"/_emulator/users/{open_user['id']}/dms")).json()["messages"]
+    assert sent["content"] == "d"
+    # and access and DM settings change over HTTP too
+    access = {"bot_id": bot["id"], "view": True, "send": False, "read_history": True}
+    put = await discord.put(f"/_emulator/channels/{channel_id}/access", json=access)
+    assert put.status_code == 204
+    refused = await discord.post(path, json=body(content="c"), headers=auth)
+    assert refused.json()["code"] == 50013
+    updated = await discord.put(f"/_emulator/users/{open_user['id']}", json={"dms_open": False})
+    assert updated.json() == {"id": open_user["id"], "dms_open": False}
+    assert (await discord.post(dm_path, json=body(content="d"), headers=auth)).status_code == 403
+
+
+async def test_a_webhooks_channel_is_a_channel_of_the_control_api(
+    discord: httpx.AsyncClient, emulator: DiscordEmulator
+) -> None:
+    hook = (await discord.post("/_emulator/webhooks", json={})).json()
+    await discord.post(f"/api/v10/webhooks/{hook['id']}/{hook['token']}", json=body(content="w"))
+    listed = await discord.get(f"/_emulator/channels/{hook['channel_id']}/messages")
+    assert [m["webhook_id"] for m in listed.json()["messages"]] == [hook["id"]]
+    taken = await discord.post("/_emulator/channels", json={"channel_id": hook["channel_id"]})
+    assert taken.status_code == 400
+
+
+async def test_bad_bot_control_input_is_refused(discord: httpx.AsyncClient) -> None:
+    bot = (await discord.post("/_emulator/bots", json={})).json()
+    channel_id = (await discord.post("/_emulator/channels", json={})).json()["id"]
+    access = f"/_emulator/channels/{channel_id}/access"
+    assert (await discord.put(access, json={"view": False})).status_code == 400
+    assert (await discord.put(access, json={"bot_id": bot["id"], "view": "no"})).status_code == 400
+    unknown_bot = {"bot_id": "1300000000000000001", "view": False}
+    assert (await discord.put(access, json=unknown_bot)).status_code == 404
+    unknown_channel = "/_emulator/channels/1300000000000000001/access"
+    assert (await discord.put(unknown_channel, json={"bot_id": bot["id"]})).status_code == 404
+    assert (
+        await discord.put("/_emulator/users/1300000000000000001", json={"dms_open": True})
+    ).status_code == 404
+    assert (await discord.post("/_emulator/channels", json={"guild_id": "abc"})).status_code == 400

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from service.testing import DiscordEmulator, EmulatedWebhook
-from service.testing.schema import default_spec_path
-from tests.emulator.support import body, hook_path, message_path, multipart
-
-SPEC = default_spec_path()
-
-
-def spec_validator(schema: str) -> Draft202012Validator:
-    spec = json.loads(Path(SPEC).read_text())
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:spec", DRAFT202012.create_resource(spec)
-    )
-    return Draft202012Validator(
-        {"$ref": f"urn:spec#/components/schemas/{schema}"}, registry=registry
-    )
+from tests.emulator.support import body, hook_path, message_path, multipart, spec_validator
 
 
 async def test_execute_with_wait_returns_the_stored_message(
@@ -233,7 +213,7 @@ async def test_unversioned_path_is_served_but_counted(
 
 
 async def test_unknown_routes_answer_discords_json_404(discord: httpx.AsyncClient) -> None:
-    for path in ("/api/v10/channels/1/messages", "/api/v7/webhooks/1/t", "/api/v10/nothing"):
+    for path in ("/api/v10/guilds/1/channels", "/api/v7/webhooks/1/t", "/api/v10/nothing"):
         response = await discord.get(path)
         assert response.status_code == 404
         assert response.json() == {"message": "404: Not Found", "code": 0}

@@ -15,9 +15,13 @@ from tests.emulator.support import WALL_START, FakeClock, body, followup_path, h
 EXPECTED = {
     "AppServer",
     "FAULT_KINDS",
+    "ChannelAccess",
     "ConnectionDropped",
     "DiscordEmulator",
+    "EmulatedBot",
+    "EmulatedChannel",
     "EmulatedInteraction",
+    "EmulatedUser",
     "EmulatedWebhook",
     "EmulatorCounters",
     "EmulatorServer",

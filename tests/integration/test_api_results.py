@@ -24,7 +24,13 @@ async def test_accepted_result_reads_back_whole(client: httpx.AsyncClient) -> No
     assert record["url"] == body["url"]
     assert record["depth"] == "experimental"
     assert record["message"] == {"content": "Done!", "embeds": []}
-    assert record["destination"] == {"name": None, "webhook_id": WEBHOOK_ID, "thread_id": None}
+    assert record["destination"] == {
+        "name": None,
+        "webhook_id": WEBHOOK_ID,
+        "thread_id": None,
+        "channel_id": None,
+    }
+    assert record["dm_fallback"] is None
     assert record["requester"]["user_id"] == USER_ID
     assert (record["attempts"], record["counted_attempts"]) == (0, 0)
     assert record["messages"] == []

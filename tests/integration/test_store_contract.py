@@ -13,6 +13,7 @@ from service.domain import (
     ApiKey,
     Attempt,
     AttemptOutcome,
+    BotConfig,
     DeliveredMessage,
     Destination,
     InFlight,
@@ -20,6 +21,7 @@ from service.domain import (
     NewResult,
     NewRun,
     Progress,
+    Requester,
     ResultFilter,
     Route,
     RunFilter,
@@ -30,9 +32,13 @@ from service.domain import (
 )
 from service.errors import Conflict, ResultGone
 from service.store import Store
+from service.store.base import NoDestination
 from service.store.sqlite import SQLiteStore
 from tests.support import (
     APPLICATION_ID,
+    BOT_ID,
+    BOT_TOKEN,
+    CHANNEL_ID,
     CIPHER,
     FAKE_TOKEN,
     INTERACTION_ID,
@@ -565,6 +571,59 @@ async def test_destinations_belong_to_a_tenant(store: Store) -> None:
     assert await store.list_destinations("acme") == []
 
 
+async def test_a_tenant_has_one_bot_replaced_in_place(store: Store) -> None:
+    bot = BotConfig(tenant="acme", bot_id=BOT_ID, username="relay-bot", token=BOT_TOKEN)
+    await store.put_bot(bot, now=T0)
+    assert await store.get_bot("acme") == bot
+    assert await store.get_bot("other") is None
+    # a second put replaces the first, whoever set it
+    configured = replace(bot, username="renamed", dm_fallback=True, source="config")
+    await store.put_bot(configured, now=T0 + 1)
+    await store.put_bot(replace(bot, tenant="other", token=OTHER_TOKEN), now=T0 + 1)
+    assert await store.get_bot("acme") == configured
+    assert [b.tenant for b in await store.list_bots()] == ["acme", "other"]
+    assert await store.delete_bot("acme")
+    assert not await store.delete_bot("acme")
+    assert await store.get_bot("acme") is None
+    assert (await store.get_bot("other")) == replace(bot, tenant="other", token=OTHER_TOKEN)
+
+
+async def test_a_result_naming_only_a_channel_has_the_channel_lane(store: Store) -> None:
+    only_channel = new("c", None, channel_id=CHANNEL_ID, dm_fallback=True)
+    outcome = await store.accept(only_channel, now=T0)
+    assert outcome.record.lane == f"channel:{CHANNEL_ID}"
+    assert (outcome.record.channel_id, outcome.record.dm_fallback) == (CHANNEL_ID, True)
+    assert await store.get_result("acme", "c") == outcome.record
+    assert await store.claim_lane("w", now=T0, lease_seconds=30) == f"channel:{CHANNEL_ID}"
+    # beside a webhook, the webhook goes first and the channel is the bot's fallback
+    beside = await store.accept(new("w", HOOK, channel_id=CHANNEL_ID, dm_fallback=False), now=T0)
+    assert beside.record.lane == WEBHOOK_ID
+    assert (beside.record.channel_id, beside.record.dm_fallback) == (CHANNEL_ID, False)
+    plain = await store.accept(new("p"), now=T0)
+    assert (plain.record.channel_id, plain.record.dm_fallback) == (None, None)
+
+
+async def test_a_results_channel_survives_redeliver_listing_and_retention(store: Store) -> None:
+    # given a delivered result with a channel beside its webhook, and one naming only a channel
+    await store.accept(new("w", HOOK, channel_id=CHANNEL_ID, dm_fallback=True), now=T0)
+    await store.accept(new("c", None, channel_id=CHANNEL_ID), now=T0 + 100)
+    await deliver(store, "w", T0 + 1)
+    # when both are redelivered (one to another webhook) and listed
+    moved = await store.redeliver("acme", "w", destination=OTHER_HOOK, now=T0 + 2)
+    again = await store.redeliver("acme", "c", destination=None, now=T0 + 101)
+    assert moved is not None and again is not None
+    assert (moved.channel_id, moved.dm_fallback, moved.lane) == (CHANNEL_ID, True, OTHER_WEBHOOK_ID)
+    assert (again.channel_id, again.lane) == (CHANNEL_ID, f"channel:{CHANNEL_ID}")
+    page = await store.list_results("acme", ResultFilter(), limit=10, cursor=None)
+    assert {r.workflow_id: r.channel_id for r in page.items} == {"w": CHANNEL_ID, "c": CHANNEL_ID}
+    # then retention keeps the newer one as it was
+    await deliver(store, "w", T0 + 3)
+    await deliver(store, "c", T0 + 103)
+    assert await store.purge(before=T0 + 50) == 1
+    kept = await store.get_result("acme", "c")
+    assert kept is not None and (kept.channel_id, kept.dm_fallback) == (CHANNEL_ID, None)
+
+
 async def test_api_keys_resolve_until_revoked(store: Store) -> None:
     key = ApiKey(key_id="k1", tenant="acme", label="ci", created_at=T0, revoked_at=None)
     await store.add_api_key(key, key_hash="h1")
@@ -781,8 +840,8 @@ async def test_progress_keeps_the_latest_and_is_due_when_an_edit_may_go(store: S
 async def test_a_finished_run_takes_no_progress_and_shows_the_result_status(store: Store) -> None:
     # given a run whose result arrived with an error
     await store.start_run(new_run("run-3"), now=T0)
-    await store.accept(new("run-3"), now=T0 + 10)
-    assert await store.finish_run("acme", "run-3", error=("render", "boom"), now=T0 + 10)
+    accepted = await store.accept(new("run-3", error=("render", "boom")), now=T0 + 10)
+    assert accepted.created and accepted.run_finished
     # when progress still comes
     with pytest.raises(Conflict) as refused:
         await store.record_progress("acme", "run-3", Progress("late"), now=T0 + 11)
@@ -793,6 +852,33 @@ async def test_a_finished_run_takes_no_progress_and_shows_the_result_status(stor
     assert (run.error_stage, run.error_message) == ("render", "boom")
     assert run.result_status is Status.PENDING and run.due_at == T0 + 10
     assert not await store.finish_run("acme", "run-3", error=None, now=T0 + 12)
+
+
+async def test_a_result_takes_what_it_leaves_out_from_its_run(store: Store) -> None:
+    # given a running run with a destination, an interaction and a requester
+    await store.start_run(new_run("run-5", requester=Requester(user_id="42")), now=T0)
+    started = await store.get_run("acme", "run-5")
+    assert started is not None and started.destination is not None
+    # when its result arrives naming nothing but its workflow id
+    accepted = await store.accept(new("run-5", destination=None), now=T0 + 10)
+    # then it is kept with the run's destination and requester, and the run is finished at once
+    assert accepted.created and accepted.run_finished
+    assert accepted.record.destination == started.destination
+    assert accepted.record.requester == Requester(user_id="42")
+    assert accepted.record.interaction == INTERACTION  # before the hand-off
+    kept = await store.get_result("acme", "run-5")
+    assert kept is not None and kept.destination == started.destination
+    run = await store.get_run("acme", "run-5")
+    assert run is not None and run.status is RunStatus.FINISHED
+    # and the same body again is the same result, the run finished once
+    again = await store.accept(new("run-5", destination=None), now=T0 + 11)
+    assert not again.created and not again.run_finished
+
+
+async def test_a_result_with_nowhere_to_go_is_refused_and_nothing_is_kept(store: Store) -> None:
+    with pytest.raises(NoDestination):
+        await store.accept(new("lost", destination=None), now=T0)
+    assert await store.get_result("acme", "lost") is None
 
 
 async def test_a_due_run_is_leased_to_one_owner_until_saved(store: Store) -> None:
@@ -830,7 +916,7 @@ async def test_a_due_run_is_leased_to_one_owner_until_saved(store: Store) -> Non
 async def test_a_crashed_owners_run_is_taken_over(store: Store) -> None:
     # given a run claimed by a replica that then stopped heartbeating
     await store.heartbeat("dead", now=T0, ttl=1)
-    await store.start_run(new_run("run-5"), now=T0)
+    await store.start_run(new_run("run-5", requester=Requester(user_id="42")), now=T0)
     assert await store.claim_due_run("dead", now=T0, lease_seconds=30) is not None
     # when another replica looks after the heartbeat ran out
     await store.heartbeat("alive", now=T0 + 5, ttl=60)
@@ -939,3 +1025,74 @@ async def test_the_overview_counts_one_tenants_results_and_attempts_by_slot(stor
     empty = await store.overview("nobody", since=T0, slot_seconds=60, now=T0 + 3600)
     assert empty.counts == dict.fromkeys(Status, 0)
     assert (empty.oldest_pending_at, empty.attempts) == (None, ())
+
+
+async def test_kill_webhook_leaves_the_results_a_bot_may_still_take(store: Store) -> None:
+    # given a tenant with a bot, one without, and results that name a channel, a requester or
+    # neither
+    await store.put_bot(
+        BotConfig(tenant="acme", bot_id=BOT_ID, username="relay", token=BOT_TOKEN), now=T0
+    )
+    await store.accept(new("channel", channel_id=CHANNEL_ID), now=T0)
+    await store.accept(new("requester", requester=Requester(user_id=BOT_ID)), now=T0)
+    await store.accept(new("plain"), now=T0)
+    await store.accept(new("no-bot", tenant="globex", channel_id=CHANNEL_ID), now=T0)
+    # when the webhook dies
+    killed = await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0 + 1)
+    # then only the results no bot route can take are orphaned; the others stay queued
+    assert killed == 2
+    statuses = {}
+    for tenant, workflow_id in [
+        ("acme", "channel"),
+        ("acme", "requester"),
+        ("acme", "plain"),
+        ("globex", "no-bot"),
+    ]:
+        record = await store.get_result(tenant, workflow_id)
+        assert record is not None
+        statuses[workflow_id] = record.status
+    assert statuses == {
+        "channel": Status.PENDING,
+        "requester": Status.PENDING,
+        "plain": Status.ORPHANED,
+        "no-bot": Status.ORPHANED,
+    }
+
+
+async def test_each_redeliver_starts_a_new_delivery_round(store: Store) -> None:
+    accepted = await store.accept(new("wf"), now=T0)
+    assert accepted.record.delivery_round == 0
+    assert (await store.get_result("acme", "wf")).delivery_round == 0  # type: ignore[union-attr]
+    for expected in (1, 2):
+        record = await store.redeliver("acme", "wf", destination=None, now=T0 + expected)
+        assert record is not None and record.delivery_round == expected
+
+
+async def test_a_webhooks_channel_is_remembered_and_the_latest_word_wins(store: Store) -> None:
+    assert await store.webhook_channel(WEBHOOK_ID) is None
+    await store.learn_webhook_channel(WEBHOOK_ID, CHANNEL_ID, now=T0)
+    await store.learn_webhook_channel(WEBHOOK_ID, CHANNEL_ID, now=T0 + 1)
+    assert await store.webhook_channel(WEBHOOK_ID) == CHANNEL_ID
+    await store.learn_webhook_channel(WEBHOOK_ID, THREAD_ID, now=T0 + 2)  # moved
+    assert await store.webhook_channel(WEBHOOK_ID) == THREAD_ID
+    assert await store.webhook_channel(OTHER_WEBHOOK_ID) is None
+
+
+async def test_a_result_for_a_dead_webhook_is_queued_when_a_bot_may_take_it(store: Store) -> None:
+    # given a dead webhook, and a tenant with a bot
+    await store.kill_webhook(WEBHOOK_ID, FAKE_TOKEN, reason="webhook_deleted", now=T0)
+    await store.put_bot(
+        BotConfig(tenant="acme", bot_id=BOT_ID, username="relay", token=BOT_TOKEN), now=T0
+    )
+    # when results arrive for it
+    kept = await store.accept(new("channel", channel_id=CHANNEL_ID), now=T0 + 1)
+    plain = await store.accept(new("plain"), now=T0 + 1)
+    other = await store.accept(new("no-bot", tenant="globex", channel_id=CHANNEL_ID), now=T0 + 1)
+    # then the one a bot route may take is queued, the others orphaned with the webhook's reason
+    assert (kept.record.status, kept.record.orphan_reason) == (Status.PENDING, None)
+    assert kept.record == await store.get_result("acme", "channel")
+    for outcome in (plain, other):
+        assert (outcome.record.status, outcome.record.orphan_reason) == (
+            Status.ORPHANED,
+            "webhook_deleted",
+        )

@@ -1,4 +1,4 @@
-"""Tokens at rest: the database holds no webhook or interaction token in clear, on either
+"""Tokens at rest: the database holds no webhook, interaction or bot token in clear, on either
 backend, whatever an earlier version stored in clear is sealed when the store opens, and a
 rotation moves every token to the new key, while Discord keeps getting the right token."""
 
@@ -22,12 +22,12 @@ from service.app import create_app
 from service.config import Settings, load_settings
 from service.crypto import CipherError, TokenCipher, decode_key, generate_key
 from service.delivery.worker import Worker
-from service.domain import Destination, Interaction, NewResult
+from service.domain import BotConfig, Destination, Interaction, NewResult
 from service.store import Store
 from service.testing import DiscordEmulator, EmulatedInteraction, EmulatedWebhook
 from tests.conftest import Clock
 from tests.postgres import fresh_postgres_database
-from tests.support import ACME, API_KEYS, CIPHER, SECRET_KEY, submission
+from tests.support import ACME, API_KEYS, BOT_ID, BOT_TOKEN, CIPHER, SECRET_KEY, submission
 
 from .test_delivery import fetch, submit, to
 
@@ -150,12 +150,16 @@ async def test_no_token_is_stored_in_clear_and_discord_still_gets_the_right_one(
     clock.now = time.time()
     direct, named = emulator.create_webhook(), emulator.create_webhook()
     interaction = emulator.create_interaction(age_seconds=60)
-    tokens = (direct.token, named.token, interaction.token)
+    bot = emulator.create_bot()
+    tokens = (direct.token, named.token, interaction.token, bot.token)
     async with running(backend.settings, clock, emulator) as (client, worker):
         put = await client.put(
             "/v1/destinations/ops", json={"webhook_url": named.url}, headers=ACME
         )
         assert put.status_code == 201, put.text
+        # and the tenant's bot
+        put = await client.put("/v1/bot", json={"token": bot.token}, headers=ACME)
+        assert put.status_code == 200, put.text
         # When a result goes to each of them
         await submit(client, to(direct, "wf_direct"))
         await submit(client, submission("wf_named", destination={"name": "ops"}))
@@ -182,12 +186,15 @@ async def test_tokens_an_earlier_version_stored_in_clear_are_sealed_on_open(
     clock.now = time.time()
     direct, named = emulator.create_webhook(), emulator.create_webhook()
     interaction = emulator.create_interaction(age_seconds=60)
-    tokens = (direct.token, named.token, interaction.token)
+    bot = emulator.create_bot()
+    tokens = (direct.token, named.token, interaction.token, bot.token)
     async with running(backend.settings, clock, emulator) as (client, _):
         put = await client.put(
             "/v1/destinations/ops", json={"webhook_url": named.url}, headers=ACME
         )
         assert put.status_code == 201, put.text
+        put = await client.put("/v1/bot", json={"token": bot.token}, headers=ACME)
+        assert put.status_code == 200, put.text
         await submit(client, to(direct, "wf_direct"))
         await submit(client, submission("wf_named", destination={"name": "ops"}))
         await submit(
@@ -203,12 +210,16 @@ async def test_tokens_an_earlier_version_stored_in_clear_are_sealed_on_open(
         (interaction.token, "wf_interaction"),
     )
     await backend.execute("UPDATE destinations SET webhook_token = ?", (named.token,))
+    await backend.execute("UPDATE bots SET token = ?", (bot.token,))
     assert direct.token.encode() in backend.dump()  # the premise: they are there in clear
+    assert bot.token.encode() in backend.dump()
 
     # When the new version opens it
     async with running(backend.settings, clock, emulator) as (client, worker):
         # Then not a byte of any token is left in clear
         assert_holds_no_token(backend.dump(), *tokens)
+        # And the bot's token opens again (its bot reads back)
+        assert (await client.get("/v1/bot", headers=ACME)).json()["id"] == bot.id
         # And every result is delivered with its own token, the registered one included
         await worker.drain()
         assert_delivered_once(emulator, [direct, named], interaction)
@@ -226,6 +237,8 @@ async def test_rotation_seals_every_token_under_the_new_key_in_batches_once(
         await store.accept(_new(f"wf{n}", hook), now=1.0)
     named = Destination(webhook_id=hook.webhook_id, webhook_token=hook.webhook_token, name="ops")
     await store.put_destination("acme", named, now=1.0)
+    # and a bot token
+    await store.put_bot(BotConfig("acme", BOT_ID, "relay-bot", BOT_TOKEN), now=1.0)
     # and a restart with a new key, the old one kept as the previous (the store's cipher is
     # swapped in place: the same open store stands for the restarted process)
     new_key = decode_key(generate_key())
@@ -235,9 +248,9 @@ async def test_rotation_seals_every_token_under_the_new_key_in_batches_once(
     changed = await store.reseal_tokens(every_key=True, batch_size=2)
     again = await store.reseal_tokens(every_key=True, batch_size=2)
 
-    # Then it changed each stored token once (5 webhook + 5 interaction + 1 destination) and
-    # nothing the second time
-    assert (changed, again) == (11, 0)
+    # Then it changed each stored token once (5 webhook + 5 interaction + 1 destination + 1
+    # bot) and nothing the second time
+    assert (changed, again) == (12, 0)
     # And every token opens with the new key alone
     store._cipher = TokenCipher(new_key)  # type: ignore[attr-defined]
     record = await store.get_result("acme", "wf3")
@@ -246,6 +259,8 @@ async def test_rotation_seals_every_token_under_the_new_key_in_batches_once(
     assert record.interaction is not None and record.interaction.token == ITOKEN
     destination = await store.get_destination("acme", "ops")
     assert destination is not None and destination.webhook_token == hook.webhook_token
+    bot = await store.get_bot("acme")
+    assert bot is not None and bot.token == BOT_TOKEN
     # And no longer with the old one
     store._cipher = CIPHER  # type: ignore[attr-defined]
     with pytest.raises(CipherError, match="neither RELAY_SECRET_KEY"):

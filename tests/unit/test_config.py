@@ -62,6 +62,15 @@ def test_unusable_api_keys_are_refused(monkeypatch: pytest.MonkeyPatch, value: s
         load_settings()
 
 
+def test_bot_tokens_parse_per_tenant_with_their_dm_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_BOT_TOKENS", f" acme:{BOT_SECRET} , beta : {BOT_SECRET}2:dm ,")
+    settings = load_settings()
+    bots = {t: (b.token.get_secret_value(), b.dm_fallback) for t, b in settings.bot_tokens.items()}
+    assert bots == {"acme": (BOT_SECRET, False), "beta": (BOT_SECRET + "2", True)}
+    # and the settings never show a token
+    assert BOT_SECRET not in repr(settings) and BOT_SECRET not in str(settings.model_dump())
+
+
 def test_placeholder_key_only_in_development(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELAY_API_KEYS", "local:local-dev-key-change-me")
     with pytest.raises(ValidationError, match="placeholder"):
@@ -88,6 +97,7 @@ def _problems(**env: str) -> list[str]:
 
 
 SECRET = "sk-" + "Q" * 37  # the characters no problem line may show
+BOT_SECRET = "Qm90LXNlY3JldA." + "Q" * 60  # a bot token's shape, as secret
 
 
 @pytest.mark.parametrize(
@@ -146,6 +156,29 @@ SECRET = "sk-" + "Q" * 37  # the characters no problem line may show
             {"RELAY_LOG_LEVEL": SECRET},
             ["RELAY_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"],
         ),
+        (
+            {"RELAY_BOT_TOKENS": f"acme:{BOT_SECRET},{BOT_SECRET}"},
+            ["RELAY_BOT_TOKENS: entry 2 has no ':' between tenant and token"],
+        ),
+        (
+            {"RELAY_BOT_TOKENS": f" :{BOT_SECRET}"},
+            ["RELAY_BOT_TOKENS: entry 1 has no tenant before its ':'"],
+        ),
+        (
+            {"RELAY_BOT_TOKENS": f"acme:{SECRET}"},
+            [
+                "RELAY_BOT_TOKENS: entry 1 has no bot token after its ':' (50 to 200 letters, "
+                "digits, '.', '_' or '-')"
+            ],
+        ),
+        (
+            {"RELAY_BOT_TOKENS": f"acme:{BOT_SECRET}:dms"},
+            ["RELAY_BOT_TOKENS: entry 1 ends in something other than ':dm'"],
+        ),
+        (
+            {"RELAY_BOT_TOKENS": f"acme:{BOT_SECRET},acme:{BOT_SECRET}:dm"},
+            ["RELAY_BOT_TOKENS: entry 2 gives a second bot to the same tenant"],
+        ),
         ({"RELAY_SECRET_KEY": "", "RELAY_ENVIRONMENT": "development"}, []),
         ({"RELAY_SECRET_KEY": generate_key() + "="}, []),
     ],
@@ -161,6 +194,11 @@ SECRET = "sk-" + "Q" * 37  # the characters no problem line may show
         "production-without-a-key",
         "unknown-database",
         "unknown-log-level",
+        "bot-entry-without-colon",
+        "bot-entry-without-tenant",
+        "bot-entry-without-token",
+        "bot-entry-with-unknown-flag",
+        "two-bots-for-one-tenant",
         "development-without-a-key",
         "padded-key",
     ],

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from service.delivery.decide import (
+    BotTokenDead,
     Decision,
     FallBack,
     Orphan,
@@ -83,6 +84,28 @@ def run(
             Orphan("discord_refused_400_50035"),
         ),
         (answer(Disposition.PERMANENT, 403), Route.INTERACTION, Orphan("discord_refused_403")),
+        # "not here": the next route takes over, on any route, never retried
+        (answer(Disposition.PERMANENT, 403, 50001), Route.CHANNEL, FallBack("missing_access")),
+        (
+            answer(Disposition.PERMANENT, 403, 50013),
+            Route.CHANNEL,
+            FallBack("missing_permissions"),
+        ),
+        (answer(Disposition.PERMANENT, 403, 50007), Route.DM, FallBack("dm_closed")),
+        (answer(Disposition.PERMANENT, 404, 10003), Route.CHANNEL, FallBack("unknown_channel")),
+        (answer(Disposition.PERMANENT, 404, 10003), Route.WEBHOOK, FallBack("unknown_channel")),
+        (answer(Disposition.PERMANENT, 403, 50013), Route.WEBHOOK, FallBack("missing_permissions")),
+        # a bot token Discord no longer takes
+        (answer(Disposition.PERMANENT, 401, 0), Route.CHANNEL, BotTokenDead()),
+        (answer(Disposition.PERMANENT, 401), Route.DM, BotTokenDead()),
+        (answer(Disposition.PERMANENT, 401), Route.WEBHOOK, Orphan("discord_refused_401")),
+        # the bot routes share the rest of the table
+        (answer(Disposition.RATE_LIMITED, 429), Route.CHANNEL, Resend()),
+        (
+            answer(Disposition.PERMANENT, 400, 50035),
+            Route.CHANNEL,
+            Orphan("discord_refused_400_50035"),
+        ),
     ],
 )
 def test_answers_that_settle_at_once(
@@ -97,6 +120,8 @@ def test_answers_that_settle_at_once(
         (Sent("1"), AttemptOutcome.DELIVERED, False),
         (Resend(), AttemptOutcome.RATE_LIMITED, False),
         (FallBack(), AttemptOutcome.FALLBACK, False),
+        (FallBack("dm_closed"), AttemptOutcome.FALLBACK, False),
+        (BotTokenDead(), AttemptOutcome.REFUSED, True),
         (WebhookDead("webhook_deleted"), AttemptOutcome.DEAD_WEBHOOK, True),
         (Orphan("discord_refused_400"), AttemptOutcome.REFUSED, True),
         (RetryAt(NOW, "HTTP 500"), AttemptOutcome.RETRY, True),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.store.base import like_pattern
+from service.store.base import LIKE_ESCAPE, like_pattern
+from service.store.postgres_queries import LIST_RESULTS_FILTERS
+from service.store.sqlite import _LISTING_TESTS
 
 
 @pytest.mark.parametrize(
@@ -22,3 +24,9 @@ from service.store.base import like_pattern
 )
 def test_like_pattern(text: str, pattern: str) -> None:
     assert like_pattern(text) == pattern
+
+
+def test_both_backends_name_the_same_escape_character() -> None:
+    escape = f"ESCAPE '{LIKE_ESCAPE}'"
+    for test in (LIST_RESULTS_FILTERS["text"], _LISTING_TESTS["text"][0]):
+        assert test.count(escape) == test.count("LIKE") == 2
