@@ -539,17 +539,7 @@ class Worker:
             match decision:
                 case Sent(message_id=message_id):
                     message = DeliveredMessage(index, message_id, route, now)
-                    await self._persist(
-                        functools.partial(
-                            self._store.record_delivery,
-                            record.tenant,
-                            record.workflow_id,
-                            attempt,
-                            message,
-                            finished=finished,
-                            now=now,
-                        )
-                    )
+                    await self._record_delivery(record, attempt, message, finished=finished)
                     done.add(index)
                     if route is Route.WEBHOOK:
                         await self._learn_channel(record, outcome)
@@ -656,6 +646,27 @@ class Worker:
         destination = record.destination
         return await self._store.dead_reason(destination.webhook_id, destination.webhook_token)
 
+    async def _record_delivery(
+        self,
+        record: ResultRecord,
+        attempt: Attempt,
+        message: DeliveredMessage,
+        *,
+        finished: bool,
+    ) -> None:
+        """Keep a delivered part, kept trying: it records what Discord already did."""
+        await self._persist(
+            functools.partial(
+                self._store.record_delivery,
+                record.tenant,
+                record.workflow_id,
+                attempt,
+                message,
+                finished=finished,
+                now=message.delivered_at,
+            )
+        )
+
     async def _learn_channel(self, record: ResultRecord, outcome: SendOutcome) -> None:
         """Remember the channel the webhook posts in (from the message it returned): where to
         look when a later send goes unanswered. Once per webhook and process."""
@@ -734,17 +745,7 @@ class Worker:
             counts=False,
         )
         message = DeliveredMessage(index, message_id, Route.WEBHOOK, now)
-        await self._persist(
-            functools.partial(
-                self._store.record_delivery,
-                record.tenant,
-                record.workflow_id,
-                attempt,
-                message,
-                finished=finished,
-                now=now,
-            )
-        )
+        await self._record_delivery(record, attempt, message, finished=finished)
         self._metrics.reconciled.inc()
         log.info(
             "an unanswered part was found in the channel; not sent again",

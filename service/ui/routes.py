@@ -9,7 +9,7 @@ the public fields only (webhook ids, names), as the API's responses do.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,9 +30,11 @@ from service.api.schemas import (
 from service.delivery.worker import render_record
 from service.domain import (
     Destination,
+    Page,
     ResultFilter,
     ResultRecord,
     RunFilter,
+    RunPage,
     RunRecord,
     RunStatus,
     Status,
@@ -261,37 +263,60 @@ def _next_link(path: str, listing: views.Listing, cursor: str | None) -> str | N
     return f"{path}?{urlencode(query)}"
 
 
-@router.get("/results")
-async def results_page(request: Request, operator: OperatorDep) -> Response:
-    listing = views.read_listing(request.query_params, Status)
-    filters = ResultFilter(
-        status=Status(listing.status) if listing.status else None,
-        text=listing.text,
-        requester_id=listing.requester_id,
-        since=listing.since,
-        until=listing.until,
-    )
+async def _listing_page(
+    request: Request,
+    operator: Operator,
+    *,
+    title: str,
+    path: str,
+    template: str,
+    statuses: type[Status] | type[RunStatus],
+    read: Callable[[views.Listing, str | None], Awaitable[Page | RunPage]],
+) -> Response:
+    """A page of results or runs, newest first, under the filters of the query string."""
+    listing = views.read_listing(request.query_params, statuses)
     errors = list(listing.errors)
-    items: tuple[ResultRecord, ...] = ()
+    items: tuple[ResultRecord, ...] | tuple[RunRecord, ...] = ()
     next_cursor = None
     try:
-        page = await operator.services.store.list_results(
-            operator.tenant, filters, limit=PAGE_SIZE, cursor=listing.cursor
-        )
+        page = await read(listing, listing.cursor)
         items, next_cursor = page.items, page.next_cursor
     except RelayError as exc:  # a cursor that does not decode
         errors.append(exc.message)
     context = {
-        "title": "Results",
+        "title": title,
         "listing": listing,
-        "statuses": [s.value for s in Status],
+        "statuses": [s.value for s in statuses],
         "items": items,
         "errors": errors,
-        "next": _next_link("/ui/results", listing, next_cursor),
+        "next": _next_link(path, listing, next_cursor),
         "first_page": listing.cursor is not None,
     }
-    return _page(
-        request, "results.html", context, operator=operator, status_code=422 if errors else 200
+    return _page(request, template, context, operator=operator, status_code=422 if errors else 200)
+
+
+@router.get("/results")
+async def results_page(request: Request, operator: OperatorDep) -> Response:
+    async def read(listing: views.Listing, cursor: str | None) -> Page:
+        filters = ResultFilter(
+            status=Status(listing.status) if listing.status else None,
+            text=listing.text,
+            requester_id=listing.requester_id,
+            since=listing.since,
+            until=listing.until,
+        )
+        return await operator.services.store.list_results(
+            operator.tenant, filters, limit=PAGE_SIZE, cursor=cursor
+        )
+
+    return await _listing_page(
+        request,
+        operator,
+        title="Results",
+        path="/ui/results",
+        template="results.html",
+        statuses=Status,
+        read=read,
     )
 
 
@@ -455,35 +480,26 @@ async def delete_form(request: Request, workflow_id: str, operator: OperatorDep)
 
 @router.get("/runs")
 async def runs_page(request: Request, operator: OperatorDep) -> Response:
-    listing = views.read_listing(request.query_params, RunStatus)
-    filters = RunFilter(
-        status=RunStatus(listing.status) if listing.status else None,
-        text=listing.text,
-        requester_id=listing.requester_id,
-        since=listing.since,
-        until=listing.until,
-    )
-    errors = list(listing.errors)
-    items: tuple[RunRecord, ...] = ()
-    next_cursor = None
-    try:
-        page = await operator.services.store.list_runs(
-            operator.tenant, filters, limit=PAGE_SIZE, cursor=listing.cursor
+    async def read(listing: views.Listing, cursor: str | None) -> RunPage:
+        filters = RunFilter(
+            status=RunStatus(listing.status) if listing.status else None,
+            text=listing.text,
+            requester_id=listing.requester_id,
+            since=listing.since,
+            until=listing.until,
         )
-        items, next_cursor = page.items, page.next_cursor
-    except RelayError as exc:
-        errors.append(exc.message)
-    context = {
-        "title": "Runs",
-        "listing": listing,
-        "statuses": [s.value for s in RunStatus],
-        "items": items,
-        "errors": errors,
-        "next": _next_link("/ui/runs", listing, next_cursor),
-        "first_page": listing.cursor is not None,
-    }
-    return _page(
-        request, "runs.html", context, operator=operator, status_code=422 if errors else 200
+        return await operator.services.store.list_runs(
+            operator.tenant, filters, limit=PAGE_SIZE, cursor=cursor
+        )
+
+    return await _listing_page(
+        request,
+        operator,
+        title="Runs",
+        path="/ui/runs",
+        template="runs.html",
+        statuses=RunStatus,
+        read=read,
     )
 
 
